@@ -1,0 +1,3 @@
+from ggufrope.cli.app import main
+
+main()

@@ -1,0 +1,37 @@
+"""The `ggufrope` command: a thin typer layer over the library. Errors become one line and
+an exit code here and only here; `--debug` shows the traceback."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ggufrope.errors import GgufropeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="RoPE and long-context settings for GGUF models and llama.cpp.")
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    # each command lives in its own module; importing it registers it on `app`
+    from ggufrope.cli import demo_cmd, edit_cmds, inspect_cmd  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except GgufropeError as e:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        sys.stderr.write(f"ggufrope: error: {e}\n")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("ggufrope: interrupted\n")
+        sys.exit(130)

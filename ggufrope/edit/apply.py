@@ -1,0 +1,150 @@
+"""Carry out an EditPlan: a journaled in-place header write, or a streaming copy.
+
+In place: journal the old header (journal.py), overwrite the header, fsync, drop the journal.
+Copy: write the new header and move the tensor data with the kernel (copy_file_range, which
+reflinks where the filesystem can, else sendfile) into a temp file in the target's directory,
+fsync, rename over the target. Tensor bytes never pass through Python memory.
+After either, the header is re-read and the tensor table compared with the original.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ggufrope.edit import journal
+from ggufrope.edit.plan import EditPlan
+from ggufrope.errors import FileAccessError, GgufropeError, IntegrityError, LockedError
+from ggufrope.gguf import GGUFHeader, read_header
+
+Progress = Callable[[int, int], None]
+_CHUNK = 64 * 1024 * 1024
+
+
+@contextmanager
+def locked(path: str, write: bool = True) -> Iterator[None]:
+    """An exclusive advisory lock on path: a second ggufrope editing the file is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileAccessError(f"{path}: no such file") from None
+    except PermissionError:
+        raise FileAccessError(f"{path}: permission denied") from None
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{path}: another ggufrope process is editing this file; "
+                              f"try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _os_error(path: str, e: OSError, doing: str) -> FileAccessError:
+    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+           errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+           errno.EDQUOT: "disk quota exceeded"}.get(e.errno, e.strerror or str(e))
+    return FileAccessError(f"{path}: {doing} failed: {why}")
+
+
+def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
+    path = plan.path
+    assert plan.mode == "inplace" and len(plan.header) == original.data_offset
+    if not os.access(path, os.W_OK):
+        raise FileAccessError(f"{path}: permission denied (cannot edit in place; use -o OUT)")
+    old = original.header_bytes
+    journal.write(path, old, original.file_size)
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, plan.header, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        journal.recover(path)
+        raise _os_error(path, e, "in-place write") from None
+    try:
+        verify(original, path, plan)
+    except GgufropeError:
+        journal.recover(path)
+        raise
+    journal.finish(path)
+
+
+def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progress | None = None) -> None:
+    """Write plan's header plus the original's tensor data to dest (atomically)."""
+    dest = os.path.abspath(dest)
+    if os.path.isdir(dest):
+        raise FileAccessError(f"{dest}: is a directory")
+    tmp = journal.tmp_path(dest)
+    src_fd = os.open(original.path, os.O_RDONLY)
+    try:
+        try:
+            out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as e:
+            raise _os_error(dest, e, "creating the output") from None
+        try:
+            try:
+                st = os.fstat(src_fd)
+                os.fchmod(out_fd, st.st_mode & 0o777)
+                os.write(out_fd, plan.header)
+                _copy_range(src_fd, out_fd, plan.old_data_offset, plan.new_data_offset,
+                            plan.data_size, progress)
+                os.fsync(out_fd)
+            except OSError as e:
+                raise _os_error(dest, e, "copy") from None
+            finally:
+                os.close(out_fd)
+            verify(original, tmp, plan)
+            try:
+                os.replace(tmp, dest)
+            except OSError as e:
+                raise _os_error(dest, e, "rename") from None
+            journal.fsync_dir(os.path.dirname(dest))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(src_fd)
+
+
+def _copy_range(src: int, dst: int, src_off: int, dst_off: int, n: int, progress: Progress | None) -> None:
+    done = 0
+    use_cfr = hasattr(os, "copy_file_range")
+    while done < n:
+        step = min(_CHUNK, n - done)
+        k = 0
+        if use_cfr:
+            try:
+                k = os.copy_file_range(src, dst, step, src_off + done, dst_off + done)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                use_cfr = False
+        if not use_cfr:
+            os.lseek(dst, dst_off + done, os.SEEK_SET)
+            k = os.sendfile(dst, src, src_off + done, step)
+        if k == 0:
+            raise OSError(errno.EIO, "source file ended early")
+        done += k
+        if progress:
+            progress(done, n)
+
+
+def verify(original: GGUFHeader, path: str, plan: EditPlan) -> None:
+    """Re-read the written header; the tensor table and data placement must be unchanged."""
+    try:
+        with read_header(path) as h:
+            ok = (h.tensors == original.tensors and h.data_offset == plan.new_data_offset
+                  and h.data_size == original.data_size and h.alignment == original.alignment)
+    except GgufropeError as e:
+        raise IntegrityError(f"{plan.path}: the new header did not re-read ({e}); nothing was changed") from None
+    if not ok:
+        raise IntegrityError(f"{plan.path}: the new header moved tensor data; nothing was changed")

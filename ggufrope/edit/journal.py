@@ -1,0 +1,135 @@
+"""Journal for in-place header writes: a crash at any instant leaves the old or the new file.
+
+Before the header is overwritten, the original header bytes are saved beside the model as
+`.NAME.ggufrope-journal` and fsynced (with the directory). The journal is deleted once the
+new header is fsynced. If a journal is found, the edit was interrupted: its bytes are written
+back (roll back) and the journal removed. A journal is written whole to a temp name and then
+renamed, so a journal that exists is complete; its checksum guards against a torn disk write.
+
+Copies leave `.NAME.ggufrope-tmp-PID` files only when killed; `recover` removes them.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import struct
+
+from ggufrope.errors import FileAccessError
+
+MAGIC = b"GGUFROPE-JOURNAL1\n"
+
+
+def journal_path(path: str) -> str:
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{name}.ggufrope-journal")
+
+
+def tmp_path(path: str) -> str:
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{name}.ggufrope-tmp-{os.getpid()}")
+
+
+def fsync_dir(d: str) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write(path: str, old_header: bytes, file_size: int) -> str:
+    """Durably save old_header for path; returns the journal's path."""
+    jp = journal_path(path)
+    meta = json.dumps({"size": file_size, "len": len(old_header),
+                       "sha256": hashlib.sha256(old_header).hexdigest()}).encode()
+    tmp = jp + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack("<I", len(meta)) + meta + old_header)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, jp)
+    except OSError as e:
+        _unlink(tmp)
+        raise FileAccessError(f"{path}: cannot write the edit journal {jp} ({e.strerror}); "
+                              f"edit a copy with -o OUT instead") from None
+    fsync_dir(os.path.dirname(jp))
+    return jp
+
+
+def finish(path: str) -> None:
+    _unlink(journal_path(path))
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def pending(path: str) -> bool:
+    return os.path.exists(journal_path(path))
+
+
+def recover(path: str) -> str | None:
+    """Roll back an interrupted in-place edit of path. Returns what was done, or None."""
+    jp = journal_path(path)
+    if os.path.exists(jp + ".tmp"):
+        _unlink(jp + ".tmp")  # a journal never completed: the model was not touched yet
+    try:
+        with open(jp, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise FileAccessError(f"{path}: cannot read edit journal {jp} ({e.strerror})") from None
+    ok = blob.startswith(MAGIC)
+    if ok:
+        (n,) = struct.unpack_from("<I", blob, len(MAGIC))
+        meta = json.loads(blob[len(MAGIC) + 4: len(MAGIC) + 4 + n])
+        old = blob[len(MAGIC) + 4 + n:]
+        ok = len(old) == meta["len"] and hashlib.sha256(old).hexdigest() == meta["sha256"]
+    if not ok:
+        # torn journal: the journal is written before the model, so the model is untouched
+        _unlink(jp)
+        return f"{path}: discarded an incomplete edit journal (the model was not modified)"
+    try:
+        with open(path, "r+b") as f:
+            f.write(old)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise FileAccessError(f"{path}: an interrupted edit needs rolling back, but the file cannot be "
+                              f"written ({e.strerror}); fix permissions and run `ggufrope recover`") from None
+    finish(path)
+    return f"{path}: rolled back an interrupted in-place edit"
+
+
+def stale_tmp_files(path: str) -> list[str]:
+    """Temp files of copies by ggufrope processes that no longer run."""
+    d, name = os.path.split(os.path.abspath(path))
+    out = []
+    for p in glob.glob(os.path.join(glob.escape(d), f".{glob.escape(name)}.ggufrope-tmp-*")):
+        pid = p.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            out.append(p)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

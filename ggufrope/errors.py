@@ -1,0 +1,50 @@
+"""The one error tree. Library code raises these; only the CLI turns them into exit codes."""
+from __future__ import annotations
+
+
+class GgufropeError(Exception):
+    """Base of every failure a user can cause. The message names the file and the problem."""
+
+    exit_code = 1
+
+
+class UsageError(GgufropeError):
+    """A bad argument or value given on the command line or in a preset."""
+
+    exit_code = 2
+
+
+class GGUFFormatError(GgufropeError):
+    """The file is not a well-formed GGUF file (truncated, wrong magic, absurd sizes...)."""
+
+    exit_code = 3
+
+
+class EditError(GgufropeError):
+    """An edit that cannot be applied (wrong type, unknown original context, bad value...)."""
+
+    exit_code = 4
+
+
+class FileAccessError(GgufropeError):
+    """The file system refused: missing file, directory, permission, read-only FS, full disk."""
+
+    exit_code = 5
+
+
+class LockedError(GgufropeError):
+    """Another ggufrope process is editing the same file."""
+
+    exit_code = 6
+
+
+class IntegrityError(GgufropeError):
+    """A written file did not re-read as intended (the write was rolled back)."""
+
+    exit_code = 7
+
+
+class FetchError(GgufropeError):
+    """A model could not be fetched or failed its checksum."""
+
+    exit_code = 8

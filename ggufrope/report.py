@@ -1,0 +1,112 @@
+"""What `inspect` reports about a model: facts gathered from the header, as plain data."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ggufrope.edit import history
+from ggufrope.edit.plan import PAD_KEY
+from ggufrope.gguf import GGUFHeader, read_header
+from ggufrope.gguf.constants import FILE_TYPES
+from ggufrope.gguf.render import field_json, render_value
+from ggufrope.gguf.splits import split_paths
+from ggufrope.settings import ROPE_KEYS, ModelInfo
+
+KV_REPORT_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def free_header_space(h: GGUFHeader) -> int:
+    """Bytes the header can grow by and still be rewritten in place."""
+    pad = h.fields.get(PAD_KEY)
+    slack = h.data_offset - h.infos_end
+    return slack + (pad.end - pad.value_start - 8 if pad is not None else 0)
+
+
+def rope_rows(h: GGUFHeader, info: ModelInfo) -> list[dict[str, Any]]:
+    rows = []
+    for rk in ROPE_KEYS:
+        key = rk.key(info.arch)
+        f = h.fields.get(key)
+        rows.append({
+            "key": key, "type": rk.vtype.name,
+            "value": None if f is None else field_json(h, f),
+            "text": None if f is None else render_value(h, f),
+            "stored_type": None if f is None else f.vtype.name,
+            "type_ok": f is None or f.vtype == rk.vtype,
+            "when_absent": rk.when_absent,
+            "read_by_llama_cpp": rk.read_for(info.arch),
+            "runtime_flag": rk.flag,
+        })
+    return rows
+
+
+def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
+    paths = split_paths(path)
+    splits = []
+    for p in paths:
+        if p == path:
+            continue
+        with read_header(p) as s:
+            splits.append({"path": p, "tensors": len(s.tensors),
+                           "tensor_bytes": sum(t.nbytes for t in s.tensors), "file_size": s.file_size})
+    with read_header(path) as h:
+        info = ModelInfo.from_metadata(h)
+        ft = h.get("general.file_type")
+        tensor_bytes = sum(t.nbytes for t in h.tensors)
+        rep: dict[str, Any] = {
+            "path": path,
+            "file_size": h.file_size,
+            "gguf_version": h.version,
+            "byte_order": "little" if h.byteorder == "<" else "big",
+            "architecture": info.arch or None,
+            "name": info.name,
+            "file_type": None if ft is None else FILE_TYPES.get(ft, str(ft)),
+            "trained_context": info.n_ctx_train,
+            "rope": rope_rows(h, info),
+            "n_layer": info.n_layer,
+            "n_head": info.n_head[0] if info.n_head else None,
+            "n_head_kv": info.n_head_kv[0] if info.n_head_kv else None,
+            "head_dim_k": info.head_dim_k,
+            "head_dim_v": info.head_dim_v,
+            "rope_dims": info.rope_dims,
+            "rope_tensors": [t.name for t in h.tensors if t.name.startswith("rope_")],
+            "tensor_count": len(h.tensors) + sum(s["tensors"] for s in splits),
+            "tensor_bytes": tensor_bytes + sum(s["tensor_bytes"] for s in splits),
+            "alignment": h.alignment,
+            "header_size": h.data_offset,
+            "free_header_space": free_header_space(h),
+            "kv_cache_bytes_per_1k": {t: info.kv_cache_bytes(1024, t) for t in KV_REPORT_TYPES}
+            if info.n_layer else {},
+            "ggufrope_changed": sorted(history.load(h)),
+            "splits": ([{"path": path, "tensors": len(h.tensors), "tensor_bytes": tensor_bytes,
+                         "file_size": h.file_size}] + splits) if len(paths) > 1 else [],
+        }
+        if all_keys:
+            rep["keys"] = [{"key": k, "type": f.vtype.name if f.item_type is None
+                            else f"{f.vtype.name}[{f.item_type.name}]",
+                            "value": field_json(h, f), "text": render_value(h, f)}
+                           for k, f in h.fields.items()]
+    return rep
+
+
+def metadata_diff(a: str, b: str) -> list[dict[str, Any]]:
+    """Keys whose presence, type or value differ between two files (raw bytes compared)."""
+    out = []
+    with read_header(a) as ha, read_header(b) as hb:
+        for key in list(dict.fromkeys([*ha.fields, *hb.fields])):
+            if key == PAD_KEY:
+                continue
+            fa, fb = ha.fields.get(key), hb.fields.get(key)
+            if fa is not None and fb is not None and ha.raw_entry(key) == hb.raw_entry(key):
+                continue
+            out.append({"key": key,
+                        "a": None if fa is None else render_value(ha, fa),
+                        "b": None if fb is None else render_value(hb, fb)})
+        if ha.tensors != hb.tensors:
+            out.append({"key": "(tensor table)", "a": f"{len(ha.tensors)} tensors",
+                        "b": f"{len(hb.tensors)} tensors, differs"})
+    return out
+
+
+def same_file(a: str, b: str) -> bool:
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)

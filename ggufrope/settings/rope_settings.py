@@ -1,0 +1,205 @@
+"""One model of RoPE settings, projected into every dialect that speaks it.
+
+A RopeSettings holds values for the GGUF RoPE keys (None = not set). The projections:
+GGUF key/values (`to_gguf`), llama.cpp flags (`to_llama_args`), `--override-kv` items
+(`to_override_kv`), llama-cpp-python keyword arguments (`to_llama_cpp_kwargs`) and the
+Hugging Face `rope_scaling` dict (`to_hf_rope_scaling`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from ggufrope.errors import UsageError
+from ggufrope.gguf.constants import ValueType
+from ggufrope.settings.keys import BY_FIELD, ROPE_KEYS, SCALING_TYPES
+
+# llama_rope_scaling_type (llama.h), as llama-cpp-python's rope_scaling_type takes it
+LLAMA_ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2, "longrope": 3}
+_OVERRIDE_TYPE = {ValueType.UINT32: "int", ValueType.FLOAT32: "float", ValueType.BOOL: "bool",
+                  ValueType.STRING: "str"}
+
+
+def fmt_float(v: float) -> str:
+    """Shortest text that reads back as the same float32 (what the file stores)."""
+    for digits in range(6, 10):
+        s = f"{v:.{digits}g}"
+        if _f32(float(s)) == _f32(v):
+            return s
+    return repr(v)
+
+
+def _f32(v: float) -> float:
+    import struct
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+@dataclass(frozen=True)
+class RopeSettings:
+    context_length: int | None = None
+    dimension_count: int | None = None
+    freq_base: float | None = None
+    scale_linear: float | None = None
+    scaling_type: str | None = None
+    scaling_factor: float | None = None
+    original_context_length: int | None = None
+    attn_factor: float | None = None
+    finetuned: bool | None = None
+    yarn_log_multiplier: float | None = None
+    yarn_ext_factor: float | None = None
+    yarn_attn_factor: float | None = None
+    yarn_beta_fast: float | None = None
+    yarn_beta_slow: float | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any], arch: str) -> RopeSettings:
+        """Read the settings from a key -> value mapping (e.g. a GGUFHeader via .get)."""
+        # no validation: a file may hold values llama.cpp would reject; checks report them
+        obj = object.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(obj, f.name, meta.get(BY_FIELD[f.name].key(arch)))
+        return obj
+
+    def merged(self, other: RopeSettings) -> RopeSettings:
+        """self with every field that other sets replaced."""
+        return replace(self, **other.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def validate(self) -> None:
+        if self.scaling_type is not None and self.scaling_type not in SCALING_TYPES:
+            raise UsageError(f"rope scaling type {self.scaling_type!r} is not one of "
+                             f"{', '.join(SCALING_TYPES)} (anything else aborts llama.cpp)")
+        for name in ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive number, not {v}")
+        for name in ("yarn_beta_fast", "yarn_beta_slow"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive number, not {v}")
+        for name in ("yarn_ext_factor", "yarn_log_multiplier"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise UsageError(f"{BY_FIELD[name].suffix} must be a finite number, not {v}")
+        for name in ("context_length", "original_context_length", "dimension_count"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32):
+                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive 32-bit integer, not {v}")
+
+    # -- derived --------------------------------------------------------------
+    @property
+    def factor(self) -> float:
+        """The scaling factor llama.cpp uses (scaling.factor, else scale_linear, else 1)."""
+        f = self.scaling_factor if self.scaling_factor is not None else self.scale_linear
+        return 1.0 if not f else float(f)
+
+    @property
+    def effective_type(self) -> str:
+        """The scaling type llama.cpp resolves (absent = "linear", which with factor 1 is no-op)."""
+        return self.scaling_type or "linear"
+
+    # -- projections ------------------------------------------------------------
+    def to_gguf(self, arch: str) -> list[tuple[str, ValueType, Any]]:
+        """(key, type, value) for every set field, typed exactly as llama.cpp expects."""
+        return [(rk.key(arch), rk.vtype, getattr(self, rk.field))
+                for rk in ROPE_KEYS if getattr(self, rk.field) is not None]
+
+    def to_override_kv(self, arch: str) -> list[str]:
+        """llama.cpp `--override-kv KEY=TYPE:VALUE` items (common/common.cpp)."""
+        out = []
+        for key, vtype, v in self.to_gguf(arch):
+            if vtype == ValueType.BOOL:
+                text = "true" if v else "false"
+            elif vtype == ValueType.FLOAT32:
+                text = fmt_float(v)
+            else:
+                text = str(v)
+            out.append(f"{key}={_OVERRIDE_TYPE[vtype]}:{text}")
+        return out
+
+    def to_llama_args(self, arch: str | None = None, include_ctx: bool = True) -> list[str]:
+        """llama.cpp runtime flags (common/arg.cpp). Settings without a flag go through
+        --override-kv when arch is given (llama.cpp then treats them as file values)."""
+        args: list[str] = []
+        if include_ctx and self.context_length is not None:
+            args += ["-c", str(self.context_length)]
+        if self.scaling_type is not None:
+            if self.scaling_type == "longrope":
+                # --rope-scaling has no longrope; the file key selects it
+                if arch:
+                    args += ["--override-kv", f"{arch}.rope.scaling.type=str:longrope"]
+            else:
+                args += ["--rope-scaling", self.scaling_type]
+        if self.scaling_factor is not None or self.scale_linear is not None:
+            args += ["--rope-scale", fmt_float(self.factor)]
+        if self.freq_base is not None:
+            args += ["--rope-freq-base", fmt_float(self.freq_base)]
+        if self.original_context_length is not None:
+            args += ["--yarn-orig-ctx", str(self.original_context_length)]
+        for name, flag in (("yarn_ext_factor", "--yarn-ext-factor"),
+                           ("yarn_attn_factor", "--yarn-attn-factor"),
+                           ("yarn_beta_fast", "--yarn-beta-fast"),
+                           ("yarn_beta_slow", "--yarn-beta-slow")):
+            v = getattr(self, name)
+            if v is not None:
+                args += [flag, fmt_float(v)]
+        if arch:
+            flagless = RopeSettings(**{f: getattr(self, f) for f in
+                                       ("dimension_count", "attn_factor", "finetuned", "yarn_log_multiplier")
+                                       if getattr(self, f) is not None})
+            for item in flagless.to_override_kv(arch):
+                args += ["--override-kv", item]
+        return args
+
+    def to_llama_cpp_kwargs(self, arch: str | None = None) -> dict[str, Any]:
+        """llama_cpp.Llama(...) keyword arguments. llama-cpp-python passes its own yarn
+        defaults (beta_fast 32, beta_slow 1, attn_factor 1) that override the file, so
+        every resolved value is given explicitly."""
+        kw: dict[str, Any] = {}
+        if self.context_length is not None:
+            kw["n_ctx"] = self.context_length
+        if self.scaling_type is not None:
+            kw["rope_scaling_type"] = LLAMA_ROPE_SCALING_IDS[self.scaling_type]
+        if self.scaling_factor is not None or self.scale_linear is not None:
+            kw["rope_freq_scale"] = 1.0 / self.factor
+        if self.freq_base is not None:
+            kw["rope_freq_base"] = self.freq_base
+        if self.original_context_length is not None:
+            kw["yarn_orig_ctx"] = self.original_context_length
+        kw["yarn_ext_factor"] = -1.0 if self.yarn_ext_factor is None else self.yarn_ext_factor
+        kw["yarn_attn_factor"] = 1.0 if self.yarn_attn_factor is None else self.yarn_attn_factor
+        kw["yarn_beta_fast"] = 32.0 if self.yarn_beta_fast is None else self.yarn_beta_fast
+        kw["yarn_beta_slow"] = 1.0 if self.yarn_beta_slow is None else self.yarn_beta_slow
+        if arch:
+            extra = {}
+            for f in ("dimension_count", "attn_factor", "finetuned", "yarn_log_multiplier"):
+                v = getattr(self, f)
+                if v is not None:
+                    extra[BY_FIELD[f].key(arch)] = v
+            if extra:
+                kw["kv_overrides"] = extra
+        return kw
+
+    def to_hf_rope_scaling(self) -> dict[str, Any] | None:
+        """Hugging Face config.json `rope_scaling` (None when no scaling)."""
+        t = self.scaling_type
+        if t in (None, "none") or self.factor == 1.0:
+            return None
+        d: dict[str, Any] = {"rope_type": t, "factor": self.factor}
+        if self.original_context_length is not None and t in ("yarn", "longrope"):
+            d["original_max_position_embeddings"] = self.original_context_length
+        if t == "yarn":
+            if self.yarn_beta_fast is not None:
+                d["beta_fast"] = self.yarn_beta_fast
+            if self.yarn_beta_slow is not None:
+                d["beta_slow"] = self.yarn_beta_slow
+            if self.attn_factor is not None:
+                d["attention_factor"] = self.attn_factor
+        return d
