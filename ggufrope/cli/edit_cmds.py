@@ -31,8 +31,13 @@ def report_plan(plan: EditPlan, notes: list[str], dest: str, dry_run: bool, as_j
     if as_json:
         print_json({"path": plan.path, "output": dest, "mode": plan.mode, "dry_run": dry_run,
                     "old_data_offset": plan.old_data_offset, "new_data_offset": plan.new_data_offset,
-                    "changes": [c.__dict__ for c in plan.changes], "notes": notes})
+                    "changes": [c.__dict__ for c in plan.changes],
+                    "unrecorded": [c.key for c in plan.unrecorded], "notes": notes})
         return
+    if plan.unrecorded and not dry_run:
+        was = ", ".join(f"{c.key} was {c.before if c.before is not None else '(absent)'}" for c in plan.unrecorded)
+        warn(f"no spare header space for the undo record, so `ggufrope restore` cannot undo this edit "
+             f"({was}); write a copy once with -o OUT to get reserved header space")
     for n in notes:
         warn(n) if "does not read" in n or "ignore" in n or "changes nothing" in n else note(n)
     echo(render_plan(plan, dest, dry_run))

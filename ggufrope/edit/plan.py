@@ -64,6 +64,7 @@ class EditPlan:
     new_data_offset: int
     data_size: int
     changes: list[Change] = field(default_factory=list)
+    unrecorded: list[Change] = field(default_factory=list)  # changes `restore` cannot undo
 
 
 def _pad_entry(n: int, bo: str) -> bytes:
@@ -105,50 +106,67 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
         old = entries.get(key)
         if new == old:
             continue
+        if key not in header.fields and new is None and old is not None:
+            # added and removed again within this edit: no net change for this key
+            del entries[key]
+            touched = [k for k in touched if k != key]
+            continue
         if new is None:
             del entries[key]
         else:
             entries[key] = new  # replacing keeps the key's position; new keys go last
         touched.append(key)
 
-    if record_history:
-        entries = history.record(header, entries, touched)
-
     for key in dict.fromkeys(touched):
         before = render_entry(header, key) if key in header.fields else None
         after = None if key not in entries else _render_raw(header, key, entries[key])
-        if before != after or (key in header.fields) != (key in entries):
-            changes.append(Change(key, before, after))
-
-    n_tensors = len(header.tensors)
-    infos = header.tensor_info_bytes
-    body_entries = b"".join(entries.values())
-
-    def build(pad: int | None) -> bytes:
-        n_kv = len(entries) + (pad is not None)
-        pre = header.raw(0, 8) + struct.pack(bo + "QQ", n_tensors, n_kv)
-        kv = body_entries + (_pad_entry(pad, bo) if pad is not None else b"")
-        return pre + kv + infos
+        changes.append(Change(key, before, after))
 
     D, A = header.data_offset, header.alignment
     if not changes and not to_new_file:
         return EditPlan(header.path, "noop", header.header_bytes, D, D, header.data_size, [])
 
-    bare = build(None)
-    if not to_new_file:
-        window = A if n_tensors else 1
-        if D - window < len(bare) <= D:
-            return EditPlan(header.path, "inplace", bare + b"\0" * (D - len(bare)), D, D,
-                            header.data_size, changes)
-        if len(bare) + _PAD_OVERHEAD <= D:
-            hdr = build(D - len(bare) - _PAD_OVERHEAD)
-            assert len(hdr) == D
-            return EditPlan(header.path, "inplace", hdr, D, D, header.data_size, changes)
-
-    new_d = align_up(len(bare) + _PAD_OVERHEAD + RESERVE, A)
-    hdr = build(new_d - len(bare) - _PAD_OVERHEAD)
+    with_record = history.record(header, entries, touched) if record_history else entries
+    layout = _layout(header, with_record, to_new_file)
+    if layout is None and with_record is not entries:
+        # The undo record does not fit but the edit itself does (a same-size change in a file
+        # without spare header space): edit in place rather than copy a whole model for
+        # bookkeeping; the CLI prints the original values instead.
+        layout = _layout(header, entries, False)
+        if layout is not None:
+            return EditPlan(header.path, "inplace", layout, D, D, header.data_size, changes,
+                            unrecorded=[c for c in changes if not c.key.startswith(history.OWN_PREFIX)])
+    if layout is not None:
+        return EditPlan(header.path, "inplace", layout, D, D, header.data_size, changes)
+    hdr = _build(header, with_record, None)
+    new_d = align_up(len(hdr) + _PAD_OVERHEAD + RESERVE, A)
+    hdr = _build(header, with_record, new_d - len(hdr) - _PAD_OVERHEAD)
     assert len(hdr) == new_d
     return EditPlan(header.path, "copy", hdr, D, new_d, header.data_size, changes)
+
+
+def _build(header: GGUFHeader, entries: dict[str, bytes], pad: int | None) -> bytes:
+    bo = header.byteorder
+    n_kv = len(entries) + (pad is not None)
+    pre = header.raw(0, 8) + struct.pack(bo + "QQ", len(header.tensors), n_kv)
+    kv = b"".join(entries.values()) + (_pad_entry(pad, bo) if pad is not None else b"")
+    return pre + kv + header.tensor_info_bytes
+
+
+def _layout(header: GGUFHeader, entries: dict[str, bytes], to_new_file: bool) -> bytes | None:
+    """The in-place header for entries, or None if it does not fit."""
+    if to_new_file:
+        return None
+    D, A = header.data_offset, header.alignment
+    bare = _build(header, entries, None)
+    window = A if header.tensors else 1
+    if D - window < len(bare) <= D:
+        return bare + b"\0" * (D - len(bare))
+    if len(bare) + _PAD_OVERHEAD <= D:
+        hdr = _build(header, entries, D - len(bare) - _PAD_OVERHEAD)
+        assert len(hdr) == D
+        return hdr
+    return None
 
 
 def _render_raw(header: GGUFHeader, key: str, raw: bytes) -> str:
