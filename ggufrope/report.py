@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from ggufrope.edit import history
+from ggufrope.edit.history import OWN_PREFIX
 from ggufrope.edit.plan import PAD_KEY
 from ggufrope.gguf import GGUFHeader, read_header
 from ggufrope.gguf.constants import FILE_TYPES
@@ -94,7 +95,7 @@ def metadata_diff(a: str, b: str) -> list[dict[str, Any]]:
     out = []
     with read_header(a) as ha, read_header(b) as hb:
         for key in list(dict.fromkeys([*ha.fields, *hb.fields])):
-            if key == PAD_KEY:
+            if key.startswith(OWN_PREFIX):  # ggufrope's bookkeeping (undo record, padding)
                 continue
             fa, fb = ha.fields.get(key), hb.fields.get(key)
             if fa is not None and fb is not None and ha.raw_entry(key) == hb.raw_entry(key):

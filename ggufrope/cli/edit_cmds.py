@@ -9,6 +9,7 @@ from ggufrope.cli.app import app
 from ggufrope.cli.output import Progress, echo, human_bytes, note, print_json, table, warn
 from ggufrope.edit import EditPlan, patch_file, recover_file, restore_file
 from ggufrope.edit.requests import Assignment, PatchRequest, request_ops
+from ggufrope.edit.history import OWN_PREFIX
 from ggufrope.errors import UsageError
 from ggufrope.models import resolve
 from ggufrope.report import metadata_diff
@@ -22,9 +23,10 @@ def render_plan(plan: EditPlan, dest: str, dry_run: bool) -> str:
     how = {"inplace": f"in place (header {human_bytes(plan.new_data_offset)} rewritten, tensor data untouched)",
            "copy": f"as a streaming copy (header grows to {human_bytes(plan.new_data_offset)}, "
                    f"{human_bytes(plan.data_size)} of tensor data copied by the kernel)"}[plan.mode]
+    shown = [c for c in plan.changes if not c.key.startswith(OWN_PREFIX)]
     rows = [[c.key, "-" if c.before is None else c.before, "->", "(removed)" if c.after is None else c.after]
-            for c in plan.changes]
-    return f"{dest}: {verb} {len(plan.changes)} key(s) {how}\n" + table(rows)
+            for c in shown]
+    return f"{dest}: {verb} {len(shown)} key(s) {how}\n" + table(rows)
 
 
 def report_plan(plan: EditPlan, notes: list[str], dest: str, dry_run: bool, as_json: bool) -> None:
@@ -68,11 +70,14 @@ def patch_cmd(
         raise UsageError("give either -o OUT or --in-place, not both")
     if ctx is not None and ctx <= 0:
         raise UsageError(f"--ctx must be positive, not {ctx}")
-    rope = RopeSettings(scaling_type=rope_scaling, scaling_factor=rope_scale, freq_base=rope_freq_base,
-                        original_context_length=yarn_orig_ctx, yarn_ext_factor=yarn_ext_factor,
-                        yarn_attn_factor=yarn_attn_factor, yarn_beta_fast=yarn_beta_fast,
-                        yarn_beta_slow=yarn_beta_slow, yarn_log_multiplier=yarn_log_multiplier)
-    req = PatchRequest(rope=rope, ctx=ctx, sets=[Assignment.parse(s) for s in set_], removes=list(remove))
+    try:
+        rope = RopeSettings(scaling_type=rope_scaling, scaling_factor=rope_scale, freq_base=rope_freq_base,
+                            original_context_length=yarn_orig_ctx, yarn_ext_factor=yarn_ext_factor,
+                            yarn_attn_factor=yarn_attn_factor, yarn_beta_fast=yarn_beta_fast,
+                            yarn_beta_slow=yarn_beta_slow, yarn_log_multiplier=yarn_log_multiplier)
+        req = PatchRequest(rope=rope, ctx=ctx, sets=[Assignment.parse(s) for s in set_], removes=list(remove))
+    except UsageError as e:
+        raise UsageError(f"{model}: {e}") from None
     if req.is_empty():
         raise UsageError("nothing to change: give RoPE flags, --ctx, --set or --remove")
     path = resolve(model, log=note)

@@ -42,18 +42,19 @@ class Progress:
 
     def __init__(self, label: str):
         self.label = label
+        self.tty = sys.stderr.isatty()
         self.last = 0.0
         self.t0 = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - self.last < 0.1:
-            return
+        if done < total and (now - self.last < 0.1 or not self.tty):
+            return  # not a terminal: only the final line
         self.last = now
         frac = done / total if total else 1.0
         bar = "#" * int(frac * 30)
         rate = done / max(now - self.t0, 1e-6) / 2**20
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {human_bytes(done)} ({rate:.0f} MiB/s)")
+        sys.stderr.write(f"{chr(13) if self.tty else ''}{self.label} [{bar:<30}] {frac * 100:5.1f}% {human_bytes(done)} ({rate:.0f} MiB/s)")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
