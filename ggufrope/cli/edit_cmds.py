@@ -14,6 +14,7 @@ from ggufrope.errors import UsageError
 from ggufrope.models import resolve
 from ggufrope.report import metadata_diff
 from ggufrope.settings import RopeSettings
+from ggufrope.settings.hf import load_hf_config, load_rope_json
 
 
 def render_plan(plan: EditPlan, dest: str, dry_run: bool) -> str:
@@ -63,6 +64,11 @@ def patch_cmd(
     ctx: Optional[int] = typer.Option(None, "--ctx", help="context_length to write (default: factor x original)."),
     set_: List[str] = typer.Option([], "--set", help="KEY=TYPE:VALUE, as llama.cpp's --override-kv (repeatable)."),
     remove: List[str] = typer.Option([], "--remove", help="Remove KEY (repeatable)."),
+    from_hf_config: Optional[str] = typer.Option(None, "--from-hf-config",
+                                                 help="Take rope_scaling/rope_theta from a Hugging Face config.json."),
+    rope_json: Optional[str] = typer.Option(None, "--rope-json",
+                                            help='An HF rope_scaling dict, e.g. \'{"type":"yarn","factor":4.0,'
+                                                 '"original_max_position_embeddings":32768}\'.'),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Change RoPE settings (flags named as llama.cpp names them) or any key."""
@@ -75,6 +81,10 @@ def patch_cmd(
                             original_context_length=yarn_orig_ctx, yarn_ext_factor=yarn_ext_factor,
                             yarn_attn_factor=yarn_attn_factor, yarn_beta_fast=yarn_beta_fast,
                             yarn_beta_slow=yarn_beta_slow, yarn_log_multiplier=yarn_log_multiplier)
+        if from_hf_config:
+            rope = load_hf_config(from_hf_config).merged(rope)
+        if rope_json:
+            rope = load_rope_json(rope_json).merged(rope)
         req = PatchRequest(rope=rope, ctx=ctx, sets=[Assignment.parse(s) for s in set_], removes=list(remove))
     except UsageError as e:
         raise UsageError(f"{model}: {e}") from None
