@@ -1,0 +1,45 @@
+"""Unscaled RoPE frequencies ("none").
+
+theta_i = freq_base ** (-2i / n_dims) for pair i = 0 .. n_dims/2 - 1.
+
+Source: Su et al., "RoFormer: Enhanced Transformer with Rotary Position Embedding"
+(arXiv:2104.09864), sec. 3.2.2; ggml computes the same ratio as
+``theta_scale = powf(freq_base, -2.0f/n_dims)`` (ggml/src/ggml-cpu/ops.cpp:6372);
+Hugging Face as ``1 / base ** (arange(0, dim, 2) / dim)`` (transformers 5.23.0,
+models/llama/modeling_llama.py:105).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .results import RopeFrequencies
+
+
+def check_n_dims(n_dims: int) -> int:
+    """Validate a rotary dimension count (must be a positive even integer; ggml asserts
+    ``n_dims % 2 == 0``, ops.cpp:6356)."""
+    n = int(n_dims)
+    if n != n_dims or n <= 0 or n % 2:
+        raise ValueError(f"n_dims must be a positive even integer, got {n_dims!r}")
+    return n
+
+
+def check_positive(name: str, value: float) -> float:
+    v = float(value)
+    if not v > 0.0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return v
+
+
+def base_inv_freq(n_dims: int, freq_base: float) -> np.ndarray:
+    """float64 ``freq_base ** (-2i/n_dims)``, shape (n_dims/2,) (RoFormer eq. 15)."""
+    n = check_n_dims(n_dims)
+    base = check_positive("freq_base", freq_base)
+    return base ** (-np.arange(0, n, 2, dtype=np.float64) / n)
+
+
+def rope_none(n_dims: int, freq_base: float = 10000.0) -> RopeFrequencies:
+    """Plain RoPE: inverse frequencies unchanged, attention factor 1."""
+    inv = base_inv_freq(n_dims, freq_base)
+    return RopeFrequencies("none", inv, 1.0, inv, factor=1.0, mix=np.ones_like(inv))
