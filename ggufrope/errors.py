@@ -48,3 +48,9 @@ class FetchError(GgufropeError):
     """A model could not be fetched or failed its checksum."""
 
     exit_code = 8
+
+
+class BuildError(GgufropeError):
+    """A llama.cpp build failed or lacks what is needed."""
+
+    exit_code = 9

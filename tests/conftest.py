@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ggufrope import paths
+from ggufrope.build.tiny_model import write_tiny_llama  # noqa: F401 (used by tests)
 
 REAL_HOME = paths.home()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,65 +43,6 @@ def vocab_files(llama_src) -> list[str]:
 def smollm2() -> str:
     from ggufrope.models import fetch
     return fetch("smollm2", {"GGUFROPE_HOME": REAL_HOME})
-
-
-def write_tiny_llama(path: str, *, n_ctx: int = 256, head_dim: int = 32, n_head: int = 2,
-                     n_head_kv: int = 1, n_layer: int = 2, n_vocab: int = 285, n_ff: int = 64,
-                     freq_base: float = 10000.0, extra: dict | None = None, seed: int = 0,
-                     endianess=None, arch: str = "llama", tensor_dtype=np.float32) -> str:
-    """A tiny random-weight llama model that llama.cpp loads and runs (written with gguf-py)."""
-    import gguf
-    rng = np.random.default_rng(seed)
-    n_embd = head_dim * n_head
-    kw = {} if endianess is None else {"endianess": endianess}
-    w = gguf.GGUFWriter(path, arch, **kw)
-    w.add_name("tiny-test")
-    w.add_context_length(n_ctx)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(freq_base)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(0)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    # SPM needs a byte token for every byte (llama_vocab::byte_to_token)
-    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + \
-           ["\u2581" + chr(ord("a") + i) for i in range(26)]
-    assert n_vocab == len(toks), f"n_vocab must be {len(toks)}"
-    w.add_token_list(toks)
-    w.add_token_scores([0.0] * len(toks))
-    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * 26)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
-    for k, v in (extra or {}).items():
-        w.add_key_value(k, v[1], v[0]) if isinstance(v, tuple) else w.add_string(k, v)
-
-    def t(name, *shape):
-        w.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(tensor_dtype))
-
-    t("token_embd.weight", n_vocab, n_embd)
-    t("output_norm.weight", n_embd)
-    t("output.weight", n_vocab, n_embd)
-    for i in range(n_layer):
-        t(f"blk.{i}.attn_norm.weight", n_embd)
-        t(f"blk.{i}.attn_q.weight", n_embd, n_embd)
-        t(f"blk.{i}.attn_k.weight", head_dim * n_head_kv, n_embd)
-        t(f"blk.{i}.attn_v.weight", head_dim * n_head_kv, n_embd)
-        t(f"blk.{i}.attn_output.weight", n_embd, n_embd)
-        t(f"blk.{i}.ffn_norm.weight", n_embd)
-        t(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        t(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
-        t(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 @pytest.fixture

@@ -20,11 +20,16 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 def _register() -> None:
     # each command lives in its own module; importing it registers it on `app`
-    from ggufrope.cli import demo_cmd, edit_cmds, inspect_cmd  # noqa: F401
+    from ggufrope.cli import build_cmd, demo_cmd, edit_cmds, inspect_cmd, plan_cmd  # noqa: F401
 
 
 def main() -> None:
     _register()
+    # GGUF strings need not be UTF-8 (ggml does not check; they decode with surrogateescape):
+    # print them escaped instead of dying with UnicodeEncodeError on a strict UTF-8 terminal
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except GgufropeError as e:

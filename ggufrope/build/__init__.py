@@ -1,0 +1,1 @@
+"""llama.cpp builds: spec -> cmake arguments, cached builds, smoke test, doctor."""

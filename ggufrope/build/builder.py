@@ -1,0 +1,183 @@
+"""Configure, build, stamp and smoke-test a BuildSpec; cached by spec and source.
+
+Layout: $GGUFROPE_HOME/builds/<name>-<key>/{build/, build.json, build.log}. build.json is the
+stamp: written last, only after the smoke test passed, so a build dir without it is unfinished
+and gets rebuilt (cmake/ninja redo only what is missing). Asking for a built spec again reads
+the stamp and returns without running cmake.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ggufrope import paths
+from ggufrope.build.source import SourceInfo
+from ggufrope.build.spec import BuildSpec
+from ggufrope.errors import BuildError
+
+Progress = Callable[[int, int, str], None]
+_NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    dir: str
+    bin_dir: str
+    spec: BuildSpec
+    source: SourceInfo
+    binaries: dict[str, str]
+    seconds: float
+    cached: bool
+
+    def binary(self, name: str) -> str:
+        try:
+            return self.binaries[name]
+        except KeyError:
+            raise BuildError(f"{self.dir}: this build has no {name} (built: {', '.join(sorted(self.binaries))})") from None
+
+    def to_dict(self) -> dict:
+        return {"dir": self.dir, "bin_dir": self.bin_dir, "spec": self.spec.to_dict(),
+                "source": self.source.to_dict(), "binaries": self.binaries, "seconds": round(self.seconds, 1),
+                "cached": self.cached}
+
+
+def builds_dir(env: Mapping[str, str] | None = None) -> str:
+    return os.path.join(paths.home(env), "builds")
+
+
+def build_dir(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str] | None = None) -> str:
+    return os.path.join(builds_dir(env), f"{spec.name()}-{spec.key(source.tree_hash)}")
+
+
+def commands(spec: BuildSpec, source: SourceInfo, bdir: str, repo_root: str, jobs: int,
+             generator: str | None) -> tuple[list[str], list[str]]:
+    """The exact configure and build argv lists."""
+    import platform
+    configure = ["cmake", "-S", repo_root, "-B", os.path.join(bdir, "build")]
+    if generator:
+        configure += ["-G", generator]
+    version = (source.build_number if source.build_number != "unknown" else "0", source.commit)
+    configure += spec.cmake_args(source.path, source.has_fa_quants_option, version, platform.machine())
+    build = ["cmake", "--build", os.path.join(bdir, "build"), "--parallel", str(jobs), "--target", *spec.targets]
+    return configure, build
+
+
+def repo_root() -> str:
+    """The directory holding the top-level CMakeLists.txt (the ggufrope checkout)."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.isfile(os.path.join(here, "CMakeLists.txt")):
+        raise BuildError(f"{here}: no CMakeLists.txt (the superbuild ships with the ggufrope source checkout)")
+    return here
+
+
+def native_hash(root: str) -> str:
+    """Content hash of ggufrope's own build inputs (top-level CMakeLists.txt and native/).
+    Not part of the cache key: a change re-runs the (incremental) build in the same dir."""
+    import hashlib
+    h = hashlib.sha256()
+    files = [os.path.join(root, "CMakeLists.txt")] + sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(os.path.join(root, "native")) for f in fs)
+    for p in files:
+        with open(p, "rb") as f:
+            h.update(os.path.relpath(p, root).encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
+def load_stamp(bdir: str) -> dict | None:
+    try:
+        with open(os.path.join(bdir, "build.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _result_from_stamp(bdir: str, stamp: dict, spec: BuildSpec, source: SourceInfo) -> BuildResult | None:
+    bins = stamp.get("binaries", {})
+    if not bins or not all(os.path.exists(p) for p in bins.values()):
+        return None
+    return BuildResult(bdir, stamp["bin_dir"], spec, source, bins, stamp.get("seconds", 0.0), True)
+
+
+def _run_logged(argv: list[str], log_path: str, env: Mapping[str, str], progress: Progress | None,
+                what: str) -> None:
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=dict(env), bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            m = _NINJA_STEP.match(line)
+            if m and progress:
+                progress(int(m[1]), int(m[2]), m[3].strip())
+        rc = proc.wait()
+    if rc != 0:
+        raise BuildError(f"{what} failed (exit {rc}):\n{last_errors(log_path)}\nfull log: {log_path}")
+
+
+def last_errors(log_path: str, n: int = 12) -> str:
+    """The last compiler/cmake error lines of a log."""
+    with open(log_path, errors="replace") as f:
+        lines = f.read().splitlines()
+    errs = [ln for ln in lines if re.search(r"\berror\b|CMake Error|FAILED:|not found", ln, re.I)]
+    return "\n".join((errs or lines)[-n:])
+
+
+def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None = None,
+          log: Callable[[str], None] = lambda s: None, force: bool = False,
+          smoke: Callable[[BuildResult], None] | None = None) -> BuildResult:
+    """Build spec from source, or return the cached build."""
+    bdir = build_dir(spec, source, env)
+    root = repo_root()
+    nhash = native_hash(root)
+    stamp = load_stamp(bdir)
+    if stamp and not force and stamp.get("native_hash") == nhash:
+        res = _result_from_stamp(bdir, stamp, spec, source)
+        if res is not None:
+            return res
+    os.makedirs(bdir, exist_ok=True)
+    log_path = os.path.join(bdir, "build.log")
+    generator = "Ninja" if shutil.which("ninja") else None
+    configure, build_cmd = commands(spec, source, bdir, root, os.cpu_count() or 2, generator)
+    if shutil.which("cmake") is None:
+        raise BuildError("cmake not found: install cmake (>= 3.18); `ggufrope doctor` lists what is missing")
+    t0 = time.monotonic()
+    log(f"configuring {spec.name()} ({source.path} @ {source.commit}); log: {log_path}")
+    _run_logged(configure, log_path, env, None, "cmake configure")
+    log(f"building {len(spec.targets)} targets")
+    _run_logged(build_cmd, log_path, env, progress, "build")
+    bin_dir = os.path.join(bdir, "build", "bin")
+    bins = {t: os.path.join(bin_dir, t) for t in spec.targets if os.path.exists(os.path.join(bin_dir, t))}
+    missing = [t for t in spec.targets if t not in bins]
+    if missing:
+        raise BuildError(f"build finished without {', '.join(missing)}; full log: {log_path}")
+    res = BuildResult(bdir, bin_dir, spec, source, bins, time.monotonic() - t0, False)
+    if smoke is not None:
+        smoke(res)
+    with open(os.path.join(bdir, "build.json.tmp"), "w") as f:
+        json.dump({**res.to_dict(), "native_hash": nhash, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "python": sys.version.split()[0]}, f, indent=2)
+    os.replace(os.path.join(bdir, "build.json.tmp"), os.path.join(bdir, "build.json"))
+    return res
+
+
+def list_builds(env: Mapping[str, str] | None = None) -> list[dict]:
+    out = []
+    root = builds_dir(env)
+    if not os.path.isdir(root):
+        return out
+    for name in sorted(os.listdir(root)):
+        stamp = load_stamp(os.path.join(root, name))
+        out.append({"name": name, "dir": os.path.join(root, name), "complete": stamp is not None,
+                    **({"spec": stamp["spec"], "source": stamp["source"], "bin_dir": stamp["bin_dir"],
+                        "binaries": stamp["binaries"], "seconds": stamp.get("seconds"),
+                        "built_at": stamp.get("built_at")} if stamp else {})})
+    return out

@@ -1,0 +1,170 @@
+"""`ggufrope build [list|show|clean]` and `ggufrope doctor`."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import time
+from typing import List, Optional
+
+import typer
+
+from ggufrope.cli.app import app
+from ggufrope.cli.output import echo, note, print_json, table
+
+build_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                        help="Build llama.cpp (CPU, CUDA, Metal, Vulkan, RPC) and ggufrope's native tools.")
+app.add_typer(build_app, name="build")
+
+
+def _spec(backend: str, rpc: bool, cpu: str, cuda_archs: Optional[str], kv: List[str], kv_pairs: List[str],
+          build_type: str, targets: List[str]):
+    from ggufrope.build.spec import LLAMA_TARGETS, NATIVE_TARGETS, BuildSpec, parse_kv_pairs
+    return BuildSpec(backend=backend, rpc=rpc, cpu=cpu, cuda_archs=cuda_archs,
+                     kv_pairs=parse_kv_pairs(kv, kv_pairs), build_type=build_type,
+                     targets=tuple(targets) if targets else LLAMA_TARGETS + NATIVE_TARGETS)
+
+
+class _Bar:
+    """ninja's [n/m] as a one-line bar on a terminal, or a line every 10% otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+        self.t0 = time.monotonic()
+
+    def __call__(self, n: int, m: int, what: str) -> None:
+        pct = n * 100 // max(m, 1)
+        el = time.monotonic() - self.t0
+        if self.tty:
+            bar = "#" * (pct * 30 // 100)
+            sys.stderr.write(f"\r[{bar:<30}] {n}/{m} {el:5.0f}s {what[-40:]:<40}")
+            if n == m:
+                sys.stderr.write("\n")
+        elif pct // 10 != self.last // 10 or n == m:
+            sys.stderr.write(f"build: [{n}/{m}] {pct}% {el:.0f}s\n")
+        self.last = pct
+        sys.stderr.flush()
+
+
+SPEC_OPTS = dict(
+    backend=typer.Option("cpu", "--backend", help="cpu, cuda, metal or vulkan."),
+    rpc=typer.Option(False, "--rpc", help="Also build the RPC backend and ggml-rpc-server."),
+    cpu=typer.Option("portable", "--cpu", help="portable (AVX2; safe default) or native (-march=native)."),
+    cuda_archs=typer.Option(None, "--cuda-archs", help='CMAKE_CUDA_ARCHITECTURES, e.g. "90".'),
+    kv=typer.Option([], "--kv", help="CUDA FA square K/V pairs to add, e.g. q8_0,q4_0 (or all)."),
+    kv_pairs=typer.Option([], "--kv-pairs", help="CUDA FA K-V pairs to add, e.g. q8_0-q4_0 (or all)."),
+    build_type=typer.Option("Release", "--build-type", help="CMAKE_BUILD_TYPE."),
+    targets=typer.Option([], "--target", help="Targets to build (default: llama tools + ggufrope probes)."),
+    source=typer.Option(None, "--source", help="llama.cpp source tree (default: $LLAMA_CPP_DIR, else the "
+                                               "tree vendored in llama-cpp-python's sdist)."),
+)
+
+
+@build_app.callback()
+def build_cmd(
+    ctx: typer.Context,
+    backend: str = SPEC_OPTS["backend"], rpc: bool = SPEC_OPTS["rpc"], cpu: str = SPEC_OPTS["cpu"],
+    cuda_archs: Optional[str] = SPEC_OPTS["cuda_archs"], kv: List[str] = SPEC_OPTS["kv"],
+    kv_pairs: List[str] = SPEC_OPTS["kv_pairs"], build_type: str = SPEC_OPTS["build_type"],
+    targets: List[str] = SPEC_OPTS["targets"], source: Optional[str] = SPEC_OPTS["source"],
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the cmake commands; run nothing."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if a cached build exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Build (or return the cached build of) a spec; prints its bin dir."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = dict(backend=backend, rpc=rpc, cpu=cpu, cuda_archs=cuda_archs, kv=kv, kv_pairs=kv_pairs,
+                       build_type=build_type, targets=targets, source=source)
+        return
+    from ggufrope.build import builder
+    from ggufrope.build.smoke import smoke_test
+    from ggufrope.build.source import resolve_source
+    spec = _spec(backend, rpc, cpu, cuda_archs, kv, kv_pairs, build_type, targets)
+    src = resolve_source(source, os.environ, log=note)
+    bdir = builder.build_dir(spec, src)
+    if dry_run:
+        gen = "Ninja" if shutil.which("ninja") else None
+        configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen)
+        echo(shlex.join(configure))
+        echo(shlex.join(build))
+        return
+    res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
+    echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
+    echo(res.bin_dir)
+
+
+@build_app.command("list")
+def build_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Builds in the cache."""
+    from ggufrope.build.builder import list_builds
+    rows = list_builds()
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        echo("no builds yet: run `ggufrope build`")
+    echo(table([[r["name"], "ok" if r["complete"] else "unfinished",
+                 (r.get("source") or {}).get("commit", "-"), r.get("built_at") or "-"] for r in rows], indent=""))
+
+
+@build_app.command("show")
+def build_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The build for the spec given to `build` (e.g. `ggufrope build --rpc show --json`)."""
+    from ggufrope.build import builder
+    from ggufrope.build.source import resolve_source
+    from ggufrope.errors import BuildError
+    o = ctx.obj or {}
+    spec = _spec(o.get("backend", "cpu"), o.get("rpc", False), o.get("cpu", "portable"), o.get("cuda_archs"),
+                 o.get("kv", []), o.get("kv_pairs", []), o.get("build_type", "Release"), o.get("targets", []))
+    src = resolve_source(o.get("source"), os.environ)
+    bdir = builder.build_dir(spec, src)
+    stamp = builder.load_stamp(bdir)
+    if stamp is None:
+        raise BuildError(f"{spec.name()}: not built yet ({bdir}); run `ggufrope build` with the same options")
+    if as_json:
+        print_json(stamp)
+        return
+    echo(table([["spec", spec.name()], ["llama.cpp", f"{src.commit} (build {src.build_number}) {src.path}"],
+                ["bin_dir", stamp["bin_dir"]], ["binaries", ", ".join(sorted(stamp["binaries"]))],
+                ["built", f"{stamp.get('built_at')} in {stamp.get('seconds')}s"]], indent=""))
+
+
+@build_app.command("clean")
+def build_clean(names: List[str] = typer.Argument(None, help="Build names (see `build list`); none = all.")) -> None:
+    """Remove cached builds."""
+    from ggufrope.build.builder import builds_dir, list_builds
+    from ggufrope.errors import UsageError
+    rows = list_builds()
+    known = {r["name"] for r in rows}
+    for n in names or []:
+        if n not in known:
+            raise UsageError(f"{n}: no such build (known: {', '.join(sorted(known)) or 'none'})")
+    for r in rows:
+        if not names or r["name"] in names:
+            shutil.rmtree(r["dir"])
+            echo(f"removed {r['name']}")
+    if not rows:
+        echo(f"nothing to clean in {builds_dir()}")
+
+
+@app.command("doctor")
+def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Toolchains present, and what each backend still lacks."""
+    from ggufrope.build.doctor import World, backends, tools
+    w = World()
+    ts = tools(w)
+    bs = backends(w, ts)
+    if as_json:
+        print_json({"tools": [t.__dict__ for t in ts], "backends": [b.__dict__ for b in bs]})
+        return
+    echo("toolchains:")
+    echo(table([[t.name, t.version or ("found" if t.path else "-"), t.path or "not found"] for t in ts]))
+    echo("backends:")
+    for b in bs:
+        echo(f"  {b.backend:<7} {'ready' if b.ready else 'missing: ' + '; '.join(b.missing)}")

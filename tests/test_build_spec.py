@@ -1,0 +1,111 @@
+"""Build specs map to the right cmake arguments (checked against expected lists for every
+backend; CUDA, Metal and Vulkan cannot be built on this machine), and doctor says what is missing."""
+import pytest
+
+from ggufrope.build.doctor import World, backends, tools
+from ggufrope.build.spec import BuildSpec, parse_kv_pairs
+from ggufrope.errors import UsageError
+
+SRC = "/src/llama.cpp"
+PORTABLE = ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON"]
+HEAD = [f"-DLLAMA_CPP_DIR={SRC}", "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_USE_PREBUILT_UI=OFF"]
+
+
+@pytest.mark.parametrize("spec,kw,expect", [
+    pytest.param(BuildSpec(), {}, HEAD + PORTABLE + ["-DGGML_METAL=OFF", "-DGGML_RPC=OFF"], id="cpu-portable"),
+    pytest.param(BuildSpec(cpu="native"), {}, HEAD + ["-DGGML_NATIVE=ON", "-DGGML_METAL=OFF", "-DGGML_RPC=OFF"],
+                 id="cpu-native"),
+    pytest.param(BuildSpec(rpc=True), {}, HEAD + PORTABLE + ["-DGGML_METAL=OFF", "-DGGML_RPC=ON"], id="rpc"),
+    pytest.param(BuildSpec(backend="cuda", cuda_archs="90", kv_pairs=parse_kv_pairs(None, ["q8_0-q4_0"])), {},
+                 HEAD + PORTABLE + ["-DGGML_CUDA=ON", "-DCMAKE_CUDA_ARCHITECTURES=90",
+                                    "-DGGML_CUDA_FA_QUANTS=bf16-bf16;f16-f16;q4_0-q4_0;q8_0-q4_0;q8_0-q8_0",
+                                    "-DGGML_METAL=OFF", "-DGGML_RPC=OFF"], id="cuda-mixed-pair"),
+    pytest.param(BuildSpec(backend="cuda", kv_pairs="all"), {},
+                 HEAD + PORTABLE + ["-DGGML_CUDA=ON", "-DGGML_CUDA_FA_QUANTS=all", "-DGGML_METAL=OFF",
+                                    "-DGGML_RPC=OFF"], id="cuda-all"),
+    pytest.param(BuildSpec(backend="cuda", kv_pairs=("q8_0-q4_0",)), {"has_fa_quants_option": False},
+                 HEAD + PORTABLE + ["-DGGML_CUDA=ON", "-DGGML_CUDA_FA_ALL_QUANTS=ON", "-DGGML_METAL=OFF",
+                                    "-DGGML_RPC=OFF"], id="cuda-old-tree-all-quants"),
+    pytest.param(BuildSpec(backend="cuda"), {}, HEAD + PORTABLE + ["-DGGML_CUDA=ON", "-DGGML_METAL=OFF",
+                                                                   "-DGGML_RPC=OFF"], id="cuda-default-set"),
+    pytest.param(BuildSpec(backend="metal", rpc=True), {"machine": "arm64"},
+                 HEAD + ["-DGGML_NATIVE=OFF", "-DGGML_METAL=ON", "-DGGML_RPC=ON"], id="metal-arm64"),
+    pytest.param(BuildSpec(backend="vulkan"), {}, HEAD + PORTABLE + ["-DGGML_VULKAN=ON", "-DGGML_METAL=OFF",
+                                                                     "-DGGML_RPC=OFF"], id="vulkan"),
+])
+def test_cmake_args(spec, kw, expect):
+    assert spec.cmake_args(SRC, **kw) == expect
+
+
+def test_version_is_passed_through():
+    args = BuildSpec().cmake_args(SRC, version=("1234", "0c1e570"))
+    assert "-DLLAMA_BUILD_NUMBER=1234" in args and "-DLLAMA_BUILD_COMMIT=0c1e570" in args
+
+
+def test_rpc_adds_the_server_target():
+    assert "ggml-rpc-server" in BuildSpec(rpc=True).targets
+    assert "ggml-rpc-server" not in BuildSpec().targets
+
+
+def test_spec_is_hashable_and_keyed_by_source():
+    a, b = BuildSpec(), BuildSpec()
+    assert hash(a) == hash(b) and a.key("s1") == b.key("s1") != a.key("s2")
+    assert BuildSpec(rpc=True).key("s1") != a.key("s1")
+
+
+def test_fa_pairs():
+    s = BuildSpec(backend="cuda", kv_pairs=parse_kv_pairs(["q8_0,q4_0"], ["q8_0-q4_0"]))
+    assert s.kv_pairs == ("q4_0-q4_0", "q8_0-q4_0", "q8_0-q8_0")
+    assert s.has_fa_pair("q8_0", "q4_0") and not s.has_fa_pair("q4_0", "q8_0")
+    assert BuildSpec(backend="cuda").has_fa_pair("q8_0", "q8_0")
+    assert not BuildSpec(backend="cuda").has_fa_pair("q8_0", "q4_0")
+    assert BuildSpec().has_fa_pair("q8_0", "q4_0")  # CPU runs every pair
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    pytest.param(dict(backend="rocm"), "backend", id="unknown-backend"),
+    pytest.param(dict(kv_pairs=("q8_0-q4_0",)), "need --backend cuda", id="kv-on-cpu"),
+    pytest.param(dict(cpu="fast"), "portable or native", id="bad-cpu"),
+])
+def test_bad_specs(kwargs, msg):
+    with pytest.raises(UsageError, match=msg):
+        BuildSpec(**kwargs)
+
+
+@pytest.mark.parametrize("square,pairs,msg", [
+    pytest.param(["q3_k"], None, "no CUDA flash-attention kernel", id="bad-type"),
+    pytest.param(None, ["q8_0"], "expected K-V", id="not-a-pair"),
+])
+def test_bad_kv(square, pairs, msg):
+    with pytest.raises(UsageError, match=msg):
+        parse_kv_pairs(square, pairs)
+
+
+def _world(found: dict[str, str], files: list[str], system="Linux"):
+    import fnmatch
+    return World(which=lambda n: found.get(n), exists=lambda p: p in files,
+                 glob=lambda pat: [f for f in files if fnmatch.fnmatch(f, pat)], system=system, env={})
+
+
+def test_doctor_nvcc_without_cublas():
+    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/cuda-13.0/bin/nvcc"}, [])
+    w.version = lambda exe, *a: "3.25.1" if "cmake" in exe else "13.0"
+    st = {b.backend: b for b in backends(w, tools(w))}
+    assert st["cpu"].ready and st["rpc"].ready
+    assert not st["cuda"].ready and "cuBLAS" in st["cuda"].missing[0] and "nvcc is present" in st["cuda"].missing[0]
+    assert not st["metal"].ready and "Apple" in st["metal"].missing[0]
+
+
+def test_doctor_cuda_ready_with_cublas():
+    files = ["/usr/local/cuda-12.4/lib64/libcublas.so.12"]
+    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/cuda-12.4/bin/nvcc"}, files)
+    w.version = lambda exe, *a: "3.28.0"
+    st = {b.backend: b for b in backends(w, tools(w))}
+    assert st["cuda"].ready, st["cuda"].missing
+
+
+def test_doctor_no_cmake():
+    w = _world({"c++": "/usr/bin/c++"}, [])
+    w.version = lambda exe, *a: None
+    st = {b.backend: b for b in backends(w, tools(w))}
+    assert not st["cpu"].ready and "cmake" in st["cpu"].missing[0]
