@@ -1,5 +1,6 @@
 """A Hugging Face model card's rope_scaling snippet applies to a GGUF in one command."""
 import json
+import math
 
 import pytest
 
@@ -14,7 +15,7 @@ from ggufrope.settings.hf import load_rope_json, rope_from_hf
     pytest.param({"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 4096,
                   "beta_fast": 16, "beta_slow": 2, "attention_factor": 1.1},
                  dict(scaling_type="yarn", scaling_factor=2.0, original_context_length=4096, yarn_beta_fast=16.0,
-                      yarn_beta_slow=2.0, attn_factor=1.1), id="rope_type-with-betas"),
+                      yarn_beta_slow=2.0, attn_factor=1.1 / (1 + 0.1 * math.log(2))), id="rope_type-with-betas"),
     pytest.param({"type": "linear", "factor": 2.0}, dict(scaling_type="linear", scaling_factor=2.0), id="linear"),
 ])
 def test_mapping(snippet, expect):
@@ -57,3 +58,9 @@ def test_patch_from_rope_json_and_config(tiny_model, tmp_path):
     out3 = str(tmp_path / "o3.gguf")
     run_cli("patch", tiny_model(), "-o", out3, "--from-hf-config", str(cfg), "--rope-scale", "3", check=True)
     assert gguf_py_metadata(out3)["llama.rope.scaling.factor"] == 3.0
+
+
+def test_attention_factor_round_trips_through_the_export():
+    s = rope_from_hf({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096,
+                      "attention_factor": 1.3})
+    assert s.to_hf_rope_scaling()["attention_factor"] == pytest.approx(1.3)

@@ -5,7 +5,7 @@ add `{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}`
 Mapping onto llama.cpp's GGUF keys:
   linear   -> scaling.type linear, factor
   yarn     -> scaling.type yarn, factor, original_context_length, beta_fast/beta_slow,
-              attention_factor -> rope.scaling.attn_factor
+              attention_factor / (1 + 0.1 ln s) -> rope.scaling.attn_factor
   longrope -> scaling.type longrope (the per-dimension factors live in rope_factors_* tensors,
               which only a conversion writes)
   llama3   -> not a key in GGUF: convert_hf_to_gguf.py bakes it into the rope_freqs tensor
@@ -14,6 +14,7 @@ Mapping onto llama.cpp's GGUF keys:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping
 
 from ggufrope.errors import UsageError
@@ -58,10 +59,14 @@ def rope_from_hf(rope_scaling: Mapping[str, Any] | None, config: Mapping[str, An
     if orig is not None:
         vals["original_context_length"] = int(orig)
     if kind == "yarn":
-        for hf_key, field in (("beta_fast", "yarn_beta_fast"), ("beta_slow", "yarn_beta_slow"),
-                              ("attention_factor", "attn_factor")):
+        for hf_key, field in (("beta_fast", "yarn_beta_fast"), ("beta_slow", "yarn_beta_slow")):
             if rope_scaling.get(hf_key) is not None:
                 vals[field] = float(rope_scaling[hf_key])
+        if rope_scaling.get("attention_factor") is not None:
+            # HF's attention_factor replaces YaRN's magnitude; llama.cpp multiplies
+            # rope.scaling.attn_factor into its own 1 + 0.1*ln(s) (src/llama-context.cpp)
+            mag = 1.0 + 0.1 * math.log(factor) if factor > 1 else 1.0
+            vals["attn_factor"] = float(rope_scaling["attention_factor"]) / mag
     return RopeSettings(**vals)
 
 

@@ -2,11 +2,14 @@
 
 A RopeSettings holds values for the GGUF RoPE keys (None = not set). The projections:
 GGUF key/values (`to_gguf`), llama.cpp flags (`to_llama_args`), `--override-kv` items
-(`to_override_kv`), llama-cpp-python keyword arguments (`to_llama_cpp_kwargs`) and the
-Hugging Face `rope_scaling` dict (`to_hf_rope_scaling`).
+(`to_override_kv`), llama-cpp-python keyword arguments (`to_llama_cpp_kwargs`), the
+Hugging Face `rope_scaling` dict (`to_hf_rope_scaling`), the config.json keys it changes
+(`to_hf_config`), transformers >= 5's `rope_parameters` (`to_hf_rope_parameters`) and vLLM's
+serve flags (`to_vllm_args`).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
@@ -168,7 +171,8 @@ class RopeSettings:
         if self.scaling_type is not None:
             kw["rope_scaling_type"] = LLAMA_ROPE_SCALING_IDS[self.scaling_type]
         if self.scaling_factor is not None or self.scale_linear is not None:
-            kw["rope_freq_scale"] = 1.0 / self.factor
+            # as llama.cpp computes it from the f32 file value / --rope-scale: 1.0f / factor
+            kw["rope_freq_scale"] = 1.0 / _f32(self.factor)
         if self.freq_base is not None:
             kw["rope_freq_base"] = self.freq_base
         if self.original_context_length is not None:
@@ -201,5 +205,61 @@ class RopeSettings:
             if self.yarn_beta_slow is not None:
                 d["beta_slow"] = self.yarn_beta_slow
             if self.attn_factor is not None:
-                d["attention_factor"] = self.attn_factor
+                # HF's attention_factor replaces YaRN's magnitude 0.1*ln(s)+1; llama.cpp keeps that
+                # magnitude (ext_factor != 0) and multiplies rope.scaling.attn_factor into it
+                mag = 1.0 if self.yarn_ext_factor == 0 else 1.0 + 0.1 * math.log(self.factor)
+                d["attention_factor"] = self.attn_factor * mag
         return d
+
+    def to_hf_config(self, rope_theta: float | None = None) -> dict[str, Any]:
+        """The config.json keys these settings set: `rope_scaling` (None = unscaled), `rope_theta`
+        (freq_base, else the given rope_theta) and `max_position_embeddings` (context_length)."""
+        d: dict[str, Any] = {"rope_scaling": self.to_hf_rope_scaling()}
+        theta = self.freq_base if self.freq_base is not None else rope_theta
+        if theta is not None:
+            d["rope_theta"] = float(theta)
+        if self.context_length is not None:
+            d["max_position_embeddings"] = self.context_length
+        return d
+
+    def to_hf_rope_parameters(self, rope_theta: float | None = None) -> dict[str, Any]:
+        """transformers >= 5 `rope_parameters`: the rope_scaling dict (rope_type "default" when
+        unscaled) with `rope_theta` inside."""
+        d = dict(self.to_hf_rope_scaling() or {"rope_type": "default"})
+        theta = self.freq_base if self.freq_base is not None else rope_theta
+        if theta is not None:
+            d["rope_theta"] = float(theta)
+        return d
+
+    def to_vllm_args(self, rope_theta: float | None = None, legacy: bool = False) -> list[str]:
+        """`vllm serve` flags. vLLM >= 0.11.1 takes `--hf-overrides '{"rope_parameters": {...}}'`
+        (`--rope-scaling`/`--rope-theta` were removed); `legacy=True` gives those older flags.
+        vLLM derives its length limit as max_position_embeddings x factor (yarn:
+        original_max_position_embeddings x factor), so max_position_embeddings is overridden only
+        when there is no factor (a plain freq_base change); `--max-model-len` is context_length."""
+        rp = self.to_hf_rope_parameters(rope_theta)
+        return vllm_args(rp, self.context_length, legacy=legacy)
+
+
+def vllm_args(rope_parameters: dict[str, Any], max_model_len: int | None, legacy: bool = False) -> list[str]:
+    """vLLM serve flags for a transformers `rope_parameters` dict (see RopeSettings.to_vllm_args;
+    also used for rope types llama.cpp lacks, such as dynamic)."""
+    rp = dict(rope_parameters)
+    scaled = rp.get("rope_type", "default") != "default" and rp.get("factor", 1.0) != 1.0
+    args: list[str] = []
+    if legacy:
+        theta = rp.pop("rope_theta", None)
+        if scaled:
+            args += ["--rope-scaling", json.dumps(rp)]
+        if theta is not None:
+            args += ["--rope-theta", fmt_float(theta)]
+        if not scaled and max_model_len is not None:
+            args += ["--hf-overrides", json.dumps({"max_position_embeddings": max_model_len})]
+    else:
+        over: dict[str, Any] = {"rope_parameters": rp}
+        if not scaled and max_model_len is not None:
+            over["max_position_embeddings"] = max_model_len
+        args += ["--hf-overrides", json.dumps(over)]
+    if max_model_len is not None:
+        args += ["--max-model-len", str(max_model_len)]
+    return args

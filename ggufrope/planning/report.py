@@ -1,0 +1,54 @@
+"""A plan as one plain-data object (what `ggufrope plan --json` prints)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ggufrope.planning.dialects import build_dialects
+from ggufrope.planning.recommend import KV_PLAN_TYPES, Plan, read_facts, recommend
+
+
+def memory(plan: Plan) -> dict[str, Any]:
+    info = plan.facts.info
+    n = plan.target_ctx
+    kv = {t: info.kv_cache_bytes(n, t) for t in KV_PLAN_TYPES} if info.n_layer else {}
+    w = plan.facts.weights_bytes
+    return {"n_ctx": n, "weights_bytes": w, "kv_cache_bytes": kv,
+            "total_bytes": {t: w + b for t, b in kv.items()},
+            "kv_cache_flags": {t: (["-ctk", t, "-ctv", t] + ([] if t in ("f16", "f32", "bf16") else ["-fa", "on"]))
+                               for t in kv}}
+
+
+def plan_report(plan: Plan, model: str | None = None, out: str | None = None) -> dict[str, Any]:
+    f = plan.facts
+    eff = dict(plan.effects)
+    return {
+        "model": f.path,
+        "architecture": f.arch,
+        "method": plan.method,
+        "target_context": plan.target_ctx,
+        "trained_context": f.trained_ctx,
+        "trained_context_source": f.trained_ctx_source,
+        "context_length": f.context_length,
+        "factor": plan.factor,
+        "scaling_needed": plan.needed,
+        "llama_cpp_supports_method": plan.llama_cpp_native,
+        "rope_dims": f.n_dims,
+        "head_dim": f.head_dim,
+        "freq_base": f.freq_base,
+        "freq_base_source": f.freq_base_source,
+        "file_settings": f.current.as_dict(),
+        "settings": None if plan.settings is None else plan.settings.as_dict(),
+        "settings_are": ("the closest STATIC llama.cpp setting (llama.cpp has no dynamic NTK)"
+                         if not plan.llama_cpp_native else
+                         "what llama.cpp gets" if plan.settings is not None else None),
+        "recommendation": [{"name": c.name, "value": c.value, "text": c.text, "reason": c.reason}
+                           for c in plan.choices],
+        "effects": eff,
+        "dialects": build_dialects(plan, model, out),
+        "memory": memory(plan),
+        "notes": list(plan.notes),
+    }
+
+
+def make_plan(path: str, ctx: int, method: str = "yarn", **kw) -> Plan:
+    return recommend(read_facts(path), ctx, method, **kw)
