@@ -9,11 +9,12 @@
 //   mscale = hypot(x', y')   -- attn_factor times YaRN's 1 + 0.1*ln(1/freq_scale) when ext_factor != 0
 // This is ggml's arithmetic (float32, ops.cpp rope_yarn / ggml_rope_cache_init), not a
 // re-implementation, so it is the ground truth for ggufrope's Python RoPE model.
+// The op runs on the CPU backend obtained through the ggml-backend registry.
 
 #include "ggufrope_common.h"
 
 #include "ggml.h"
-#include "ggml-cpu.h"
+#include "ggml-backend.h"
 
 #include <cmath>
 #include <string>
@@ -151,14 +152,26 @@ int main(int argc, char ** argv) {
     const int64_t n_pos  = (int64_t) positions.size();
     const int     n_pair = n_dims / 2;
 
-    const size_t data_bytes = (size_t) head_dim * n_pos * sizeof(float) * 2 // src + dst
-                            + (size_t) n_pos * sizeof(int32_t)
-                            + (size_t) n_pair * sizeof(float);
-    const size_t work_bytes = ((size_t) head_dim + 64) * sizeof(float) * n_threads + 4096;
+    // CPU backend through the generic backend API: works whether ggml-cpu is linked in or
+    // built as a loadable module (GGML_BACKEND_DL).
+    ggml_backend_load_all();
+    ggml_backend_t backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (!backend) {
+        fail("no CPU backend available");
+    }
+    {
+        ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+        ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : nullptr;
+        auto set_n_threads = reg ? (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads") : nullptr;
+        if (set_n_threads) {
+            set_n_threads(backend, n_threads);
+        }
+    }
+
     ggml_init_params ip = {
-        /*.mem_size   =*/ data_bytes + work_bytes + 16 * ggml_tensor_overhead() + ggml_graph_overhead() + (1u << 20),
+        /*.mem_size   =*/ 16 * ggml_tensor_overhead() + ggml_graph_overhead(),
         /*.mem_buffer =*/ nullptr,
-        /*.no_alloc   =*/ false,
+        /*.no_alloc   =*/ true,
     };
     ggml_context * ctx = ggml_init(ip);
     if (!ctx) {
@@ -167,41 +180,48 @@ int main(int argc, char ** argv) {
 
     ggml_tensor * x   = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, head_dim, 1, n_pos); // [n_embd, n_head, n_token]
     ggml_tensor * pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_pos);
-    ggml_tensor * ff  = nullptr;
-    if (!freq_factors.empty()) {
-        ff = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n_pair);
-        memcpy(ff->data, freq_factors.data(), n_pair * sizeof(float));
+    ggml_tensor * ff  = freq_factors.empty() ? nullptr : ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n_pair);
+
+    ggml_tensor * out = ggml_rope_ext(ctx, x, pos, ff, n_dims, mode, n_ctx_orig,
+                                      freq_base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    if (!buf) {
+        fail("failed to allocate tensors on the CPU backend");
     }
 
     const bool neox = (mode & GGML_ROPE_TYPE_NEOX) != 0;
     auto idx_x = [&](int i) { return neox ? i : 2 * i; };
     auto idx_y = [&](int i) { return neox ? i + n_pair : 2 * i + 1; };
 
-    float * xd = (float *) x->data;
+    std::vector<float> xd((size_t) head_dim * n_pos, 0.0f);
     for (int64_t p = 0; p < n_pos; ++p) {
-        float * row = xd + p * head_dim;
-        for (int d = 0; d < head_dim; ++d) row[d] = 0.0f;
+        float * row = xd.data() + p * head_dim;
         for (int i = 0; i < n_pair; ++i) {
             row[idx_x(i)] = 1.0f;
             row[idx_y(i)] = 0.0f;
         }
     }
-    memcpy(pos->data, positions.data(), n_pos * sizeof(int32_t));
-
-    ggml_tensor * out = ggml_rope_ext(ctx, x, pos, ff, n_dims, mode, n_ctx_orig,
-                                      freq_base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow);
-
-    ggml_cgraph * gf = ggml_new_graph(ctx);
-    ggml_build_forward_expand(gf, out);
-    const ggml_status st = ggml_graph_compute_with_ctx(ctx, gf, n_threads);
-    if (st != GGML_STATUS_SUCCESS) {
-        fail(strfmt("ggml_graph_compute_with_ctx failed: status %d", (int) st));
+    ggml_backend_tensor_set(x, xd.data(), 0, xd.size() * sizeof(float));
+    ggml_backend_tensor_set(pos, positions.data(), 0, n_pos * sizeof(int32_t));
+    if (ff) {
+        ggml_backend_tensor_set(ff, freq_factors.data(), 0, n_pair * sizeof(float));
     }
+
+    const ggml_status st = ggml_backend_graph_compute(backend, gf);
+    if (st != GGML_STATUS_SUCCESS) {
+        fail(strfmt("ggml_backend_graph_compute failed: status %d", (int) st));
+    }
+
+    std::vector<float> outd((size_t) head_dim * n_pos);
+    ggml_backend_tensor_get(out, outd.data(), 0, outd.size() * sizeof(float));
 
     float corr_dims[2];
     ggml_rope_yarn_corr_dims(n_dims, n_ctx_orig, freq_base, beta_fast, beta_slow, corr_dims);
 
-    const float * od = (const float *) out->data;
+    const float * od = outd.data();
 
     json_writer w;
     w.begin_object();
@@ -244,7 +264,9 @@ int main(int argc, char ** argv) {
     w.end_array();
     w.end_object();
 
+    ggml_backend_buffer_free(buf);
     ggml_free(ctx);
+    ggml_backend_free(backend);
     print_json_line(w.out);
     return 0;
 }
