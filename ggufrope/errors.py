@@ -54,3 +54,17 @@ class BuildError(GgufropeError):
     """A llama.cpp build failed or lacks what is needed."""
 
     exit_code = 9
+
+
+class PresetError(GgufropeError):
+    """A preset that cannot be used as written: bad TOML, unknown field, wrong type, a model or
+    K/V pair that cannot work, a context that does not fit. The message names the file, the
+    line and the field."""
+
+    exit_code = 10
+
+
+class EngineError(GgufropeError):
+    """A llama.cpp process (or llama-cpp-python) failed to start or died while starting."""
+
+    exit_code = 11

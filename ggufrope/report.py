@@ -52,7 +52,7 @@ def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
                            "tensor_bytes": sum(t.nbytes for t in s.tensors), "file_size": s.file_size})
     with read_header(path) as h:
         info = ModelInfo.from_metadata(h)
-        ft = h.get("general.file_type")
+        ft = info.file_type
         tensor_bytes = sum(t.nbytes for t in h.tensors)
         rep: dict[str, Any] = {
             "path": path,

@@ -110,7 +110,7 @@ def _run_logged(argv: list[str], log_path: str, env: Mapping[str, str], progress
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(argv)}\n")
         log.flush()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                                 env=dict(env), bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -25,7 +25,7 @@ def smoke_test(res: BuildResult, timeout: float = 120) -> None:
             os.replace(model + ".tmp", model)
         argv = [exe, "-m", model, "-p", "a b", "-n", "1", "--no-warmup", "-t", "2", "-no-cnv"]
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout)
         except subprocess.TimeoutExpired:
             raise BuildError(f"{exe}: smoke test hung for {timeout:.0f}s on a tiny {q} model") from None
         if r.returncode < 0 or r.returncode >= 128:

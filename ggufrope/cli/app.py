@@ -30,8 +30,21 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    try:  # typer >= 0.26 vendors click as typer._click
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
     try:
-        app()
+        rc = app(standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:
+        # `ggufrope` or `ggufrope build` alone: help on stdout, like --help
+        sys.stdout.write(e.ctx.get_help() + "\n" if e.ctx else str(e) + "\n")
+        sys.exit(0)
+    except cx.UsageError as e:
+        # bad option or value: one line, like every other error
+        where = f"{e.ctx.command_path}: " if e.ctx else ""
+        sys.stderr.write(f"ggufrope: error: {where}{e.format_message()}\n")
+        sys.exit(2)
     except GgufropeError as e:
         if _state["debug"] or "--debug" in sys.argv:
             raise
@@ -40,3 +53,4 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("ggufrope: interrupted\n")
         sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

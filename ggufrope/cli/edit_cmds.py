@@ -72,11 +72,11 @@ def patch_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Change RoPE settings (flags named as llama.cpp names them) or any key."""
-    if output and in_place:
-        raise UsageError("give either -o OUT or --in-place, not both")
-    if ctx is not None and ctx <= 0:
-        raise UsageError(f"--ctx must be positive, not {ctx}")
     try:
+        if output and in_place:
+            raise UsageError("give either -o OUT or --in-place, not both")
+        if ctx is not None and ctx <= 0:
+            raise UsageError(f"--ctx must be positive, not {ctx}")
         rope = RopeSettings(scaling_type=rope_scaling, scaling_factor=rope_scale, freq_base=rope_freq_base,
                             original_context_length=yarn_orig_ctx, yarn_ext_factor=yarn_ext_factor,
                             yarn_attn_factor=yarn_attn_factor, yarn_beta_fast=yarn_beta_fast,
@@ -86,10 +86,10 @@ def patch_cmd(
         if rope_json:
             rope = load_rope_json(rope_json).merged(rope)
         req = PatchRequest(rope=rope, ctx=ctx, sets=[Assignment.parse(s) for s in set_], removes=list(remove))
+        if req.is_empty():
+            raise UsageError("nothing to change: give RoPE flags, --ctx, --set or --remove")
     except UsageError as e:
         raise UsageError(f"{model}: {e}") from None
-    if req.is_empty():
-        raise UsageError("nothing to change: give RoPE flags, --ctx, --set or --remove")
     path = resolve(model, log=note)
     notes: list[str] = []
 

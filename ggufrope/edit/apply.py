@@ -27,7 +27,8 @@ _CHUNK = 64 * 1024 * 1024
 def locked(path: str, write: bool = True) -> Iterator[None]:
     """An exclusive advisory lock on path: a second ggufrope editing the file is refused."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: a FIFO must not block the open (read_header then refuses it)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise FileAccessError(f"{path}: no such file") from None
     except PermissionError:
@@ -43,18 +44,21 @@ def locked(path: str, write: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
-def _os_error(path: str, e: OSError, doing: str) -> FileAccessError:
+def _os_error(path: str, e: OSError, doing: str, hint: str = "") -> FileAccessError:
     why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
            errno.EDQUOT: "disk quota exceeded"}.get(e.errno, e.strerror or str(e))
-    return FileAccessError(f"{path}: {doing} failed: {why}")
+    return FileAccessError(f"{path}: {doing} failed: {why}{hint}")
 
 
 def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
     path = plan.path
     assert plan.mode == "inplace" and len(plan.header) == original.data_offset
-    if not os.access(path, os.W_OK):
-        raise FileAccessError(f"{path}: permission denied (cannot edit in place; use -o OUT)")
+    try:
+        # open for writing now, not os.access: it reports a read-only file system as such
+        os.close(os.open(path, os.O_WRONLY))
+    except OSError as e:
+        raise _os_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
     old = original.header_bytes
     journal.write(path, old, original.file_size)
     try:
@@ -65,12 +69,12 @@ def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        journal.recover(path)
+        journal.rollback(path)  # we hold the lock: roll back directly
         raise _os_error(path, e, "in-place write") from None
     try:
         verify(original, path, plan)
     except GgufropeError:
-        journal.recover(path)
+        journal.rollback(path)
         raise
     journal.finish(path)
 

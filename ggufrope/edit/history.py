@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 
-from ggufrope.errors import GGUFFormatError
+from ggufrope.errors import GGUFFormatError, GgufropeError
 from ggufrope.gguf import GGUFHeader, ValueType, encode_kv
 
 HISTORY_KEY = "ggufrope.original"
@@ -21,9 +21,26 @@ def load(header: GGUFHeader) -> dict[str, bytes | None]:
         return {}
     try:
         doc = json.loads(header.value(f))
-        return {k: (None if v is None else base64.b64decode(v)) for k, v in doc["keys"].items()}
-    except (ValueError, KeyError, TypeError) as e:
+        hist = {k: (None if v is None else base64.b64decode(v, validate=True)) for k, v in doc["keys"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise GGUFFormatError(f"{header.path}: {HISTORY_KEY} is damaged ({e}); cannot restore") from None
+    for key, raw in hist.items():
+        if raw is not None and not _is_entry_for(raw, key, header.byteorder):
+            raise GGUFFormatError(f"{header.path}: {HISTORY_KEY} is damaged (its record of {key!r} is not a "
+                                  f"valid entry); cannot restore")
+    return hist
+
+
+def _is_entry_for(raw: bytes, key: str, byteorder: str) -> bool:
+    """raw is exactly one well-formed key/value entry named key."""
+    import struct
+    from ggufrope.gguf.reader import parse_header
+    pre = b"GGUF" + struct.pack(byteorder + "IQQ", 3, 0, 1)
+    try:
+        h = parse_header(pre + raw, len(pre) + len(raw))
+    except GgufropeError:
+        return False
+    return list(h.fields) == [key] and h.kv_end == len(pre) + len(raw)
 
 
 def record(header: GGUFHeader, entries: dict[str, bytes], touched: list[str]) -> dict[str, bytes]:

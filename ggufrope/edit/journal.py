@@ -10,13 +10,14 @@ Copies leave `.NAME.ggufrope-tmp-PID` files only when killed; `recover` removes 
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import struct
 
-from ggufrope.errors import FileAccessError
+from ggufrope.errors import FileAccessError, LockedError
 
 MAGIC = b"GGUFROPE-JOURNAL1\n"
 
@@ -81,7 +82,46 @@ def pending(path: str) -> bool:
 
 
 def recover(path: str) -> str | None:
-    """Roll back an interrupted in-place edit of path. Returns what was done, or None."""
+    """Roll back an interrupted in-place edit of path. Returns what was done, or None.
+    A journal whose editor still runs (it holds the file's lock) is live, not the trace of a
+    crash: that raises LockedError and touches nothing."""
+    jp = journal_path(path)
+    if not (os.path.exists(jp) or os.path.exists(jp + ".tmp")):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        fd = None  # no file to lock (rollback reports what is wrong)
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(f"{path}: another ggufrope process is editing this file; "
+                                  f"try again when it has finished") from None
+        return rollback(path)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _read(blob: bytes) -> tuple[dict, bytes] | None:
+    """(meta, old header) of a journal, or None if it is torn or damaged."""
+    try:
+        if not blob.startswith(MAGIC):
+            return None
+        (n,) = struct.unpack_from("<I", blob, len(MAGIC))
+        meta = json.loads(blob[len(MAGIC) + 4: len(MAGIC) + 4 + n])
+        old = blob[len(MAGIC) + 4 + n:]
+        if len(old) == meta["len"] and hashlib.sha256(old).hexdigest() == meta["sha256"]:
+            return meta, old
+    except (struct.error, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def rollback(path: str) -> str | None:
+    """recover() for a caller that already holds path's lock."""
     jp = journal_path(path)
     if os.path.exists(jp + ".tmp"):
         _unlink(jp + ".tmp")  # a journal never completed: the model was not touched yet
@@ -92,16 +132,22 @@ def recover(path: str) -> str | None:
         return None
     except OSError as e:
         raise FileAccessError(f"{path}: cannot read edit journal {jp} ({e.strerror})") from None
-    ok = blob.startswith(MAGIC)
-    if ok:
-        (n,) = struct.unpack_from("<I", blob, len(MAGIC))
-        meta = json.loads(blob[len(MAGIC) + 4: len(MAGIC) + 4 + n])
-        old = blob[len(MAGIC) + 4 + n:]
-        ok = len(old) == meta["len"] and hashlib.sha256(old).hexdigest() == meta["sha256"]
-    if not ok:
+    got = _read(blob)
+    if got is None:
         # torn journal: the journal is written before the model, so the model is untouched
         _unlink(jp)
         return f"{path}: discarded an incomplete edit journal (the model was not modified)"
+    meta, old = got
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = None
+    if size != meta.get("size"):
+        # in-place edits never change the size: this journal belongs to a file since replaced
+        # (or deleted); writing its header into this one would corrupt it
+        _unlink(jp)
+        return (f"{path}: discarded the journal of an interrupted edit; the file was replaced since "
+                f"(its size is {size}, the edited file's was {meta.get('size')}), so it was not touched")
     try:
         with open(path, "r+b") as f:
             f.write(old)

@@ -128,7 +128,7 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
 
     with_record = history.record(header, entries, touched) if record_history else entries
     layout = _layout(header, with_record, to_new_file)
-    if layout is None and with_record is not entries:
+    if layout is None and with_record is not entries and not to_new_file:
         # The undo record does not fit but the edit itself does (a same-size change in a file
         # without spare header space): edit in place rather than copy a whole model for
         # bookkeeping; the CLI prints the original values instead.

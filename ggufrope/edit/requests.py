@@ -55,7 +55,7 @@ def _kind_of(vtype: ValueType) -> str:
     return "array"
 
 
-def _parse_text(kind: str, text: str, key: str):
+def _parse_text(kind: str, text: str, key: str, path: str):
     try:
         if kind == "int":
             return int(text, 0)
@@ -70,7 +70,7 @@ def _parse_text(kind: str, text: str, key: str):
             raise ValueError(text)
         return text
     except ValueError:
-        raise UsageError(f"--set {key}: {text!r} is not a valid {kind}") from None
+        raise UsageError(f"{path}: --set {key}: {text!r} is not a valid {kind}") from None
 
 
 def assignment_op(header: GGUFHeader, a: Assignment, arch: str) -> tuple[SetValue, list[str]]:
@@ -105,11 +105,14 @@ def assignment_op(header: GGUFHeader, a: Assignment, arch: str) -> tuple[SetValu
     given = a.kind if a.kind in _OVERRIDE_KINDS else _kind_of(TYPE_ALIASES[a.kind])
     if given != kind and not (given == "int" and kind == "float"):
         raise EditError(f"{header.path}: {a.key} is {vtype.name}; a {given} value does not fit")
-    value = _parse_text(kind, a.text, a.key)
+    value = _parse_text(kind, a.text, a.key, header.path)
     if vtype == ValueType.INT32 and a.kind == "int" and existing is None and not -(2**31) <= value < 2**31:
         vtype = ValueType.INT64
     if rk is not None and rk.field == "scaling_type":
-        RopeSettings(scaling_type=value)  # validates
+        try:
+            RopeSettings(scaling_type=value)  # validates
+        except UsageError as e:
+            raise UsageError(f"{header.path}: {e}") from None
     return SetValue(a.key, vtype, value), notes
 
 
@@ -126,6 +129,16 @@ class PatchRequest:
         return not (self.rope.as_dict() or self.ctx or self.sets or self.removes)
 
 
+def _int_key(header: GGUFHeader, current: RopeSettings, field_name: str) -> int | None:
+    v = getattr(current, field_name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise EditError(f"{header.path}: {BY_FIELD[field_name].suffix} is stored as {v!r}, not an integer; "
+                        f"give --yarn-orig-ctx N")
+    return v
+
+
 def resolve_rope(header: GGUFHeader, req: PatchRequest) -> tuple[RopeSettings, list[str]]:
     """The RoPE fields to write, with context_length derived from the factor (llama-server
     caps each slot at context_length, so a factor without it would not reach further)."""
@@ -139,7 +152,8 @@ def resolve_rope(header: GGUFHeader, req: PatchRequest) -> tuple[RopeSettings, l
     new_type = want.scaling_type or current.scaling_type or "linear"
     factor_given = want.scaling_factor is not None or want.scale_linear is not None
     if factor_given and new_type in ("linear", "yarn", "longrope"):
-        orig = want.original_context_length or current.original_context_length or current.context_length
+        orig = want.original_context_length or _int_key(header, current, "original_context_length") \
+            or _int_key(header, current, "context_length")
         if orig is None:
             raise EditError(f"{header.path}: the original (trained) context is unknown: "
                             f"give --yarn-orig-ctx N")

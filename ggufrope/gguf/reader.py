@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from ggufrope.gguf.constants import (
 )
 
 _VALID_TYPES = frozenset(int(t) for t in ValueType)
+# The spec allows arrays of arrays (ggml refuses them); bound the depth so a hostile file
+# cannot drive the recursive walk into RecursionError.
+MAX_NESTING = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,7 @@ class _Cursor:
         self.need(off + 8, n, what)
         return bytes(self.buf[off + 8: off + 8 + n]), off + 8 + n
 
-    def skip_value(self, off: int, vtype: int, key: str) -> tuple[int, int | None, int]:
+    def skip_value(self, off: int, vtype: int, key: str, depth: int = 0) -> tuple[int, int | None, int]:
         """Return (end offset, item type, count) of a value starting at off."""
         size = SCALAR_SIZE.get(vtype)  # type: ignore[call-overload]
         if size is not None:
@@ -124,10 +128,12 @@ class _Cursor:
                 raise self.fail(off - 12, f"array {key!r} has unknown item type {item}")
             if count > MAX_ARRAY_ELEMENTS:
                 raise self.fail(off - 8, f"array {key!r} has absurd length {count}")
-            return self._skip_items(off, item, count, key), ValueType(item), count
+            if item == ValueType.ARRAY and depth >= MAX_NESTING:
+                raise self.fail(off - 12, f"array {key!r} is nested too deeply (more than {MAX_NESTING} levels)")
+            return self._skip_items(off, item, count, key, depth), ValueType(item), count
         raise self.fail(off - 4, f"key {key!r} has unknown value type {vtype}")
 
-    def _skip_items(self, off: int, item: int, count: int, key: str) -> int:
+    def _skip_items(self, off: int, item: int, count: int, key: str, depth: int = 0) -> int:
         size = SCALAR_SIZE.get(item)  # type: ignore[call-overload]
         if size is not None:
             self.need(off, size * count, f"array {key!r} of {count} items")
@@ -144,9 +150,10 @@ class _Cursor:
             if off > self.size:
                 raise self.fail(off, f"string array {key!r} runs past the end of the file")
             return off
-        # nested array (allowed by the spec; ggml itself refuses them)
+        # nested array (allowed by the spec; ggml itself refuses them); each takes >= 12 bytes
+        self.need(off, 12 * count, f"array {key!r} of {count} arrays")
         for _ in range(count):
-            off, _, _ = self.skip_value(off, ValueType.ARRAY, key)
+            off, _, _ = self.skip_value(off, ValueType.ARRAY, key, depth + 1)
         return off
 
 
@@ -239,7 +246,8 @@ class GGUFHeader:
 
 def _open_map(path: str) -> tuple[Any, int]:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise FileAccessError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -250,7 +258,7 @@ def _open_map(path: str) -> tuple[Any, int]:
         raise FileAccessError(f"{path}: cannot open ({e.strerror})") from None
     try:
         st = os.fstat(fd)
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             raise FileAccessError(f"{path}: not a regular file")
         if st.st_size == 0:
             return b"", 0
@@ -364,8 +372,9 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         if gtype >= GGML_TYPE_COUNT or gtype not in GGMLType._value2member_map_:
             raise cur.fail(off, f"tensor {name!r} has unknown ggml type {gtype}")
         blck = GGML_BLOCK[GGMLType(gtype)][0]
-        if (shape[0] if shape else 1) % blck:
-            raise cur.fail(start, f"tensor {name!r} row of {shape[0]} is not a multiple of the "
+        row = shape[0] if shape else 1
+        if row % blck:
+            raise cur.fail(start, f"tensor {name!r} row of {row} is not a multiple of the "
                                   f"{GGMLType(gtype).name} block size {blck}")
         offset = u64.unpack_from(buf, off + 4)[0]
         off += 12

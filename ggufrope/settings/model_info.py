@@ -13,10 +13,19 @@ KV_CACHE_TYPES: dict[str, tuple[int, int]] = {
 }
 
 
+MAX_LAYERS = 4096  # llama.cpp's LLAMA_MAX_LAYERS is 512; anything far beyond is a broken file
+
+
+def _int(v: Any) -> int:
+    """An integer metadata value, or 0 when absent or not an integer (files can hold anything)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+
+
 def _per_layer(v: Any, n_layer: int) -> list[int]:
     if isinstance(v, list):
-        return [int(x) for x in v][:n_layer] + [0] * max(0, n_layer - len(v))
-    return [int(v or 0)] * n_layer
+        vals = [_int(x) for x in v[:n_layer]]
+        return vals + [0] * max(0, n_layer - len(vals))
+    return [_int(v)] * n_layer
 
 
 @dataclass(frozen=True)
@@ -35,19 +44,20 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> ModelInfo:
         arch = meta.get("general.architecture") or ""
-        n_layer = int(meta.get(f"{arch}.block_count") or 0)
-        n_embd = int(meta.get(f"{arch}.embedding_length") or 0)
+        arch = arch if isinstance(arch, str) else ""
+        n_layer = min(_int(meta.get(f"{arch}.block_count")), MAX_LAYERS)
+        n_embd = _int(meta.get(f"{arch}.embedding_length"))
         n_head = _per_layer(meta.get(f"{arch}.attention.head_count"), n_layer)
         kv = meta.get(f"{arch}.attention.head_count_kv")
         n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
         h0 = max(n_head) if n_head else 0
         default_hd = n_embd // h0 if h0 else 0
         return cls(
-            arch=arch, name=meta.get("general.name"), n_layer=n_layer, n_embd=n_embd,
+            arch=arch, name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None, n_layer=n_layer, n_embd=n_embd,
             n_head=n_head, n_head_kv=n_head_kv,
-            head_dim_k=int(meta.get(f"{arch}.attention.key_length") or default_hd),
-            head_dim_v=int(meta.get(f"{arch}.attention.value_length") or default_hd),
-            file_type=meta.get("general.file_type"),
+            head_dim_k=_int(meta.get(f"{arch}.attention.key_length")) or default_hd,
+            head_dim_v=_int(meta.get(f"{arch}.attention.value_length")) or default_hd,
+            file_type=meta.get("general.file_type") if isinstance(meta.get("general.file_type"), int) else None,
             rope=RopeSettings.from_metadata(meta, arch),
         )
 

@@ -1,0 +1,100 @@
+"""The llama.cpp binaries a preset runs: `build.bin_dir` when the preset names one, else a
+finished ggufrope build that satisfies the preset's BuildSpec (same backend; on CUDA every
+flash-attention pair it needs), else a new build (`ggufrope build`, with progress).
+
+Finding an existing build reads only the build stamps (build.json), never the llama.cpp tree,
+so `run` stays fast; `ggufrope build` is where a changed source gets rebuilt.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ggufrope.errors import BuildError, PresetError
+from ggufrope.presets.preset import Preset
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bin_dir: str
+    source: str           # "build.bin_dir", or the build's name
+    built: bool           # False: a dry run found no build; the paths are what a build would give
+
+    def tool(self, name: str) -> str:
+        return os.path.join(self.bin_dir, name)
+
+
+def _spec_from_stamp(d: dict):
+    from ggufrope.build.spec import BuildSpec
+    kv = d.get("kv_pairs") or ()
+    return BuildSpec(backend=d.get("backend", "cpu"), rpc=bool(d.get("rpc")), cpu=d.get("cpu", "portable"),
+                     cuda_archs=d.get("cuda_archs"), kv_pairs=kv if isinstance(kv, str) else tuple(kv),
+                     build_type=d.get("build_type", "Release"), targets=tuple(d.get("targets") or ()))
+
+
+def satisfies(have, want, pairs: list[tuple[str, str]]) -> bool:
+    if have.backend != want.backend:
+        return False
+    need = list(pairs)
+    if want.backend == "cuda" and want.kv_pairs and want.kv_pairs != "all":
+        need += [tuple(x.split("-", 1)) for x in want.kv_pairs]
+    return all(have.has_fa_pair(k, v) for k, v in need)
+
+
+def find_build(p: Preset, env: Mapping[str, str], tool: str) -> Binaries | None:
+    """A finished build that serves this preset and has tool, newest first; portable CPU builds
+    before native ones (a native build can crash on these hosts, see README)."""
+    from ggufrope.build.builder import list_builds
+    want = p.build_spec()
+    pairs = [(p.cache_type_k, p.cache_type_v)] if p.build.backend == "cuda" and p.flash_attn != "off" else []
+    rows = [r for r in list_builds(env) if r.get("complete") and tool in (r.get("binaries") or {})]
+    ok = []
+    for r in rows:
+        try:
+            have = _spec_from_stamp(r["spec"])
+        except Exception:  # a stamp from another ggufrope version: skip it
+            continue
+        if satisfies(have, want, pairs):
+            ok.append((have.cpu != "portable", -(os.path.getmtime(os.path.join(r["dir"], "build.json"))), r))
+    if not ok:
+        return None
+    ok.sort(key=lambda t: t[:2])
+    r = ok[0][2]
+    return Binaries(os.path.dirname(r["binaries"][tool]), r["name"], True)
+
+
+def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
+           progress: Progress | None = None, log: Callable[[str], None] = lambda s: None) -> Binaries:
+    """The binaries to run tool from. build=False (dry run): never builds; returns the bare tool
+    name's directory "" when nothing is built yet."""
+    if p.build.bin_dir:
+        d = os.path.abspath(os.path.expandvars(os.path.expanduser(p.build.bin_dir)))
+        if not os.path.isfile(os.path.join(d, tool)):
+            raise p.res.error("build.bin_dir", f"{d}: no {tool} there")
+        return Binaries(d, "build.bin_dir", True)
+    found = find_build(p, env, tool)
+    if found is not None:
+        return found
+    if not build:
+        return Binaries("", f"{p.build_spec().name()} (not built yet)", False)
+    from ggufrope.build import builder
+    from ggufrope.build.smoke import smoke_test
+    from ggufrope.build.source import resolve_source
+    spec = p.build_spec()
+    log(f"preset {p.name} needs a {spec.name()} llama.cpp build; building it once (cached in "
+        f"{builder.builds_dir(env)})")
+    src = resolve_source(None, env, log=log)
+    res = builder.build(spec, src, env, progress=progress, log=log, smoke=smoke_test)
+    if tool not in res.binaries:
+        raise BuildError(f"{res.dir}: the build has no {tool}")
+    return Binaries(res.bin_dir, spec.name(), True)
+
+
+def tool_argv0(b: Binaries, tool: str) -> str:
+    return b.tool(tool) if b.bin_dir else tool
+
+
+__all__ = ["Binaries", "locate", "find_build", "tool_argv0", "PresetError"]

@@ -1,0 +1,178 @@
+"""Starting llama.cpp processes: always an argv list, never a shell. The process factory
+(popen) and the HTTP getter are injected so tests can drive them without real binaries.
+
+* one_shot: llama-completion for one answer; its stdout is the user's, its log goes to a file
+  (shown when it fails).
+* interactive: llama-cli on the terminal; Ctrl-C belongs to it.
+* Server: llama-server in its own session (so a Ctrl-C reaches it only through us, once), with
+  PR_SET_PDEATHSIG on Linux so it cannot outlive a killed ggufrope; ready when /health answers
+  200; stopped with SIGTERM, then SIGKILL after a grace period.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from ggufrope import paths
+from ggufrope.errors import EngineError
+
+Popen = Callable[..., subprocess.Popen]
+
+
+def log_path(env: Mapping[str, str], preset: str, tool: str) -> str:
+    d = os.path.join(paths.home(env), "logs")
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, f"{preset}.{tool}.log")
+
+
+def tail(path: str, n: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    errs = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower()]
+    return "\n".join((errs or lines)[-n:])
+
+
+def child_env(env: Mapping[str, str], api_key: str | None = None) -> dict[str, str]:
+    out = dict(env)
+    if api_key:
+        # in the environment, not on the command line (ps shows argv to every user)
+        out["LLAMA_API_KEY"] = os.path.expandvars(api_key)
+    return out
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def one_shot(argv: Sequence[str], env: Mapping[str, str], log: str, popen: Popen = subprocess.Popen,
+             verbose: bool = False) -> int:
+    """Run to completion; stdout passes through; the llama.cpp log goes to `log` (or stderr)."""
+    with open(log, "w") as lf:
+        proc = popen(list(argv), stdin=subprocess.DEVNULL, stdout=None,
+                     stderr=None if verbose else lf, env=dict(env))
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+    if rc != 0:
+        raise EngineError(f"{os.path.basename(argv[0])} exited with {_rc_text(rc)}:\n{tail(log)}\nfull log: {log}")
+    return rc
+
+
+def interactive(argv: Sequence[str], env: Mapping[str, str], popen: Popen = subprocess.Popen) -> int:
+    """A terminal program (llama-cli): it owns the terminal and Ctrl-C; we wait for it."""
+    proc = popen(list(argv), env=dict(env))
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _rc_text(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"signal {-rc}"
+    return f"exit code {rc}"
+
+
+def http_get(url: str, timeout: float = 2.0) -> int:
+    """HTTP status of GET url (0: no answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+@dataclass
+class Server:
+    """A llama-server process we own."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log: str
+    host: str
+    port: int
+    popen: Popen = subprocess.Popen
+    get: Callable[[str], int] = http_get
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        if h in ("0.0.0.0", "[::]"):
+            h = "127.0.0.1"
+        return f"http://{h}:{self.port}"
+
+    def start(self) -> None:
+        lf = open(self.log, "w")
+        try:
+            kw = {"preexec_fn": _pdeathsig} if sys.platform.startswith("linux") else {}
+            self.proc = self.popen(self.argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
+                                   env=self.env, start_new_session=True, **kw)
+        finally:
+            lf.close()
+
+    def wait_ready(self, timeout: float, should_stop: Callable[[], bool] = lambda: False,
+                   poll: float = 0.25) -> bool:
+        """True once /health answers 200; False if asked to stop first. EngineError if the
+        process dies or the time runs out."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if should_stop():
+                return False
+            rc = self.proc.poll()
+            if rc is not None:
+                raise EngineError(f"llama-server exited with {_rc_text(rc)} while starting:\n{tail(self.log)}\n"
+                                  f"full log: {self.log}")
+            if self.get(self.url + "/health") == 200:
+                return True
+            time.sleep(poll)
+        raise EngineError(f"llama-server did not answer {self.url}/health within {timeout:.0f}s "
+                          f"(server.ready_timeout); log: {self.log}")
+
+    def wait(self, should_stop: Callable[[], bool], poll: float = 0.2) -> int | None:
+        """Until the server exits (its code) or should_stop() (None)."""
+        assert self.proc is not None
+        while not should_stop():
+            try:
+                return self.proc.wait(timeout=poll)
+            except subprocess.TimeoutExpired:
+                continue
+        return None
+
+    def stop(self, grace: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after grace seconds. Returns the exit code."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        return p.returncode

@@ -1,0 +1,202 @@
+"""The memory plan: weights + KV cache + compute buffer, against free RAM (and VRAM where a GPU
+is present), and `ctx = "auto"`: the largest context that fits.
+
+KV cache (exact, checked against llama.cpp's own `llama_kv_cache: size = ... MiB` line in the
+tests): llama.cpp rounds n_ctx up to a multiple of 256 (src/llama-context.cpp, GGML_PAD(n_ctx,
+256)) and allocates, per layer and cell, a K row of n_head_kv*head_dim_k and a V row of
+n_head_kv*head_dim_v elements of the cache type (ModelInfo.kv_cache_bytes).
+
+Compute buffer (an estimate): the largest graph llama.cpp reserves is a prompt batch of
+n_ubatch tokens attending to every cell. Its live tensors are the logits (n_vocab x n_ubatch
+f32), the attention mask (n_ctx x n_ubatch f32), the attention scores when flash attention is
+off (n_ctx x n_ubatch x n_head f32) and the hidden / feed-forward activations of one layer.
+The world (meminfo text, the nvidia-smi runner) is injected.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from ggufrope.settings import ModelInfo
+
+MiB = 1 << 20
+CTX_PAD = 256               # llama.cpp pads n_ctx to this
+DEFAULT_UBATCH = 512        # llama.cpp's default -ub
+Runner = Callable[[Sequence[str]], str]
+
+
+def pad_ctx(n: int) -> int:
+    return (n + CTX_PAD - 1) // CTX_PAD * CTX_PAD
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the compute-buffer estimate needs beyond ModelInfo."""
+
+    n_vocab: int
+    n_ff: int
+
+
+def compute_bytes(info: ModelInfo, shape: Shape, n_ctx: int, n_ubatch: int, flash_attn: bool) -> int:
+    u = max(1, min(n_ubatch, pad_ctx(n_ctx)))
+    n = pad_ctx(n_ctx)
+    n_head = max(info.n_head) if info.n_head else 1
+    logits = shape.n_vocab * u * 4
+    mask = n * u * 4
+    hidden = u * 4 * (4 * info.n_embd + 3 * max(shape.n_ff, info.n_embd))
+    scores = 0 if flash_attn else n * u * n_head * 4 * 2
+    return logits + mask + hidden + scores
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Memory the plan may use: free RAM, and free VRAM per GPU (empty without a GPU)."""
+
+    ram_available: int | None
+    ram_source: str
+    vram_free: tuple[int, ...] = ()
+    vram_source: str = ""
+
+    @property
+    def has_gpu(self) -> bool:
+        return bool(self.vram_free)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    n_ctx: int
+    kv_cells: int
+    type_k: str
+    type_v: str
+    weights: int
+    kv: int
+    compute: int
+    device: str           # "RAM" or "VRAM"
+    available: int | None
+    headroom: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv + self.compute
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.total + self.headroom <= self.available
+
+    def summary(self) -> str:
+        hb = mib
+        s = (f"ctx {self.n_ctx}: weights {hb(self.weights)} + KV cache {hb(self.kv)} "
+             f"({self.type_k}/{self.type_v}, {self.kv_cells} cells) + compute ~{hb(self.compute)} "
+             f"= {hb(self.total)}")
+        if self.available is not None:
+            s += f" of {hb(self.available)} free {self.device} ({hb(self.headroom)} kept free)"
+        return s
+
+
+def read_meminfo(env: Mapping[str, str]) -> tuple[int | None, str]:
+    """MemAvailable in bytes from /proc/meminfo (GGUFROPE_MEMINFO names another file: tests)."""
+    path = env.get("GGUFROPE_MEMINFO") or "/proc/meminfo"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None, f"{path} unreadable"
+    return parse_meminfo(text), f"MemAvailable in {path}"
+
+
+def parse_meminfo(text: str) -> int | None:
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            parts = line.split()
+            mult = {"kB": 1024, "mB": MiB, "B": 1}.get(parts[2] if len(parts) > 2 else "kB", 1024)
+            return int(parts[1]) * mult
+    return None
+
+
+def _run_nvidia_smi(argv: Sequence[str]) -> str:
+    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=10)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def read_vram(runner: Runner | None = None, which: Callable[[str], str | None] = shutil.which) -> tuple[tuple[int, ...], str]:
+    """Free VRAM per NVIDIA GPU from nvidia-smi, if it exists."""
+    exe = which("nvidia-smi")
+    if exe is None:
+        return (), "no nvidia-smi"
+    try:
+        out = (runner or _run_nvidia_smi)([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"])
+    except (OSError, subprocess.TimeoutExpired):
+        return (), "nvidia-smi failed"
+    free = tuple(int(float(x.strip())) * MiB for x in out.splitlines() if x.strip())
+    return free, "nvidia-smi memory.free"
+
+
+def budget(env: Mapping[str, str], runner: Runner | None = None,
+           which: Callable[[str], str | None] = shutil.which) -> Budget:
+    ram, src = read_meminfo(env)
+    vram, vsrc = read_vram(runner, which)
+    return Budget(ram, src, vram, vsrc)
+
+
+def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, type_v: str, *,
+         flash_attn: bool, n_ubatch: int, bud: Budget, on_gpu: bool, gpu_fraction: float,
+         headroom: int) -> MemoryPlan:
+    """The plan at n_ctx. On a GPU the offloaded share of weights and the KV cache count against
+    VRAM (the larger constraint); otherwise everything counts against RAM."""
+    cells = pad_ctx(n_ctx)
+    kv = info.kv_cache_bytes(cells, type_k, type_v)
+    comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn)
+    if on_gpu and bud.has_gpu:
+        w = int(weights * gpu_fraction)
+        return MemoryPlan(n_ctx, cells, type_k, type_v, w, int(kv * gpu_fraction), comp, "VRAM",
+                          sum(bud.vram_free), headroom)
+    return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom)
+
+
+def largest_fitting(make: Callable[[int], MemoryPlan], cap: int, floor: int = CTX_PAD) -> MemoryPlan | None:
+    """The plan with the largest ctx (a multiple of 256, at most cap) that fits; None if not even floor."""
+    cap = max(cap, 1)
+    top = make(cap)
+    if top.fits:
+        return top
+    lo, hi = 0, cap // CTX_PAD          # in units of 256 tokens; lo fits (0 = nothing), hi does not
+    if hi * CTX_PAD >= cap:
+        hi = max(0, (cap - 1) // CTX_PAD) + 1
+    best = None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        p = make(mid * CTX_PAD)
+        if p.fits:
+            lo, best = mid, p
+        else:
+            hi = mid
+    if best is None and lo == 0:
+        p = make(min(floor, cap))
+        return p if p.fits else None
+    return best
+
+
+def gpu_fraction(n_gpu_layers: int | str, n_layer: int) -> float:
+    if n_gpu_layers in ("auto", "all"):
+        return 1.0
+    n = int(n_gpu_layers)
+    if n < 0:
+        return 1.0
+    return min(1.0, n / max(1, n_layer + 1))
+
+
+def shape_from_header(h) -> Shape:
+    arch = h.get("general.architecture") or ""
+    toks = h.fields.get("tokenizer.ggml.tokens")
+    n_vocab = int(getattr(toks, "count", 0) or 0) if toks is not None else 0
+    if not n_vocab:
+        n_vocab = int(h.get(f"{arch}.vocab_size") or 32000)
+    ff = h.get(f"{arch}.feed_forward_length")
+    n_ff = int(max(ff) if isinstance(ff, list) and ff else (ff or 0))
+    return Shape(n_vocab=n_vocab, n_ff=n_ff)
+
+
+def mib(n: float) -> str:
+    return f"{n / MiB:,.1f} MiB" if n < 10 * 1024 * MiB else f"{n / 1024 / MiB:,.2f} GiB"

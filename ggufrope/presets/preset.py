@@ -1,0 +1,148 @@
+"""The resolved preset as one frozen, typed object, plus the parts of a launch that do not
+depend on the model file (build spec, sampling, server, engine flags)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ggufrope.errors import UsageError
+from ggufrope.presets.resolve import Resolved
+from ggufrope.settings import RopeSettings
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+    # (field, llama.cpp flag, llama-cpp-python create_chat_completion kwarg)
+    FLAGS = (("temperature", "--temp", "temperature"), ("top_p", "--top-p", "top_p"),
+             ("top_k", "--top-k", "top_k"), ("min_p", "--min-p", "min_p"),
+             ("repeat_penalty", "--repeat-penalty", "repeat_penalty"), ("seed", "--seed", "seed"))
+
+    def to_llama_args(self) -> list[str]:
+        out: list[str] = []
+        for f, flag, _ in self.FLAGS:
+            v = getattr(self, f)
+            if v is not None:
+                out += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+        return out
+
+    def to_completion_kwargs(self) -> dict[str, Any]:
+        """create_chat_completion(...) keyword arguments (seed is a Llama() argument there)."""
+        return {kw: getattr(self, f) for f, _, kw in self.FLAGS
+                if getattr(self, f) is not None and f != "seed"}
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int | str = 8080
+    api_key: str | None = None
+    ready_timeout: int = 300
+
+
+@dataclass(frozen=True)
+class BuildNeeds:
+    backend: str = "cpu"
+    kv_pairs: tuple[str, ...] = ()
+    bin_dir: str | None = None
+
+    def spec(self):
+        """The BuildSpec a preset needs: its backend and, on CUDA, the flash-attention K/V pairs
+        it lists (added to llama.cpp's default set; checks.cuda_fa_pair says when one is missing)."""
+        from ggufrope.build.spec import BuildSpec, parse_kv_pairs
+        pairs = parse_kv_pairs(None, list(self.kv_pairs)) if self.backend == "cuda" and self.kv_pairs else ()
+        return BuildSpec(backend=self.backend, kv_pairs=pairs)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Every field of a resolved preset, typed. `res` keeps the values' origins."""
+
+    name: str
+    res: Resolved
+    description: str
+    model: str | None
+    model_hint: str | None
+    apply: str
+    ctx: int | str
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: str
+    n_gpu_layers: int | str
+    threads: int | str
+    batch: int | str
+    ubatch: int | str
+    n_predict: int
+    engine: str
+    system_prompt: str | None
+    chat_template: str | None
+    extra_args: tuple[str, ...]
+    rope_plan: tuple[str, int] | None
+    rope: RopeSettings
+    server: Server
+    sampling: Sampling
+    build: BuildNeeds
+    headroom_mib: int
+
+    @classmethod
+    def from_resolved(cls, res: Resolved) -> Preset:
+        v = res.values
+        rope_vals = {f.name: v[f"rope.{f.name}"] for f in fields(RopeSettings) if v.get(f"rope.{f.name}") is not None}
+        for n, val in rope_vals.items():  # one at a time, so the error names the field
+            try:
+                RopeSettings(**{n: val})
+            except UsageError as e:
+                raise res.error(f"rope.{n}", str(e)) from None
+        rope = RopeSettings(**rope_vals)
+        if v["build.kv_pairs"]:
+            from ggufrope.build.spec import parse_kv_pairs
+            try:
+                parse_kv_pairs(None, list(v["build.kv_pairs"]))
+            except UsageError as e:
+                raise res.error("build.kv_pairs", str(e)) from None
+        return cls(
+            name=res.name, res=res, description=v["description"], model=v["model"] or None,
+            model_hint=v["model_hint"], apply=v["apply"], ctx=v["ctx"], cache_type_k=v["cache_type_k"],
+            cache_type_v=v["cache_type_v"], flash_attn=v["flash_attn"], n_gpu_layers=v["n_gpu_layers"],
+            threads=v["threads"], batch=v["batch"], ubatch=v["ubatch"], n_predict=v["n_predict"],
+            engine=v["engine"], system_prompt=v["system_prompt"] or None, chat_template=v["chat_template"] or None,
+            extra_args=tuple(v["extra_args"]), rope_plan=v["rope.plan"], rope=rope,
+            server=Server(v["server.host"], v["server.port"], v["server.api_key"] or None, v["server.ready_timeout"]),
+            sampling=Sampling(**{f: v[f"sampling.{f}"] for f, _, _ in Sampling.FLAGS}),
+            build=BuildNeeds(v["build.backend"], tuple(v["build.kv_pairs"]), v["build.bin_dir"] or None),
+            headroom_mib=v["memory.headroom_mib"],
+        )
+
+    def with_engine(self, engine: str) -> Preset:
+        from dataclasses import replace
+        return replace(self, engine=engine)
+
+    def build_spec(self):
+        return self.build.spec()
+
+    # -- flags that do not depend on the model -----------------------------------------------
+    def runtime_args(self) -> list[str]:
+        """Threads, batches, GPU layers and sampling as llama.cpp flags (common/arg.cpp)."""
+        out: list[str] = []
+        if self.n_gpu_layers != "auto":
+            out += ["-ngl", str(self.n_gpu_layers)]
+        if self.threads != "auto":
+            out += ["-t", str(self.threads)]
+        if self.batch != "auto":
+            out += ["-b", str(self.batch)]
+        if self.ubatch != "auto":
+            out += ["-ub", str(self.ubatch)]
+        return out + self.sampling.to_llama_args()
+
+    def chat_template_args(self) -> list[str]:
+        t = self.chat_template
+        if not t:
+            return []
+        # Jinja text needs --jinja before it; a built-in name does not (common/arg.cpp --chat-template)
+        return (["--jinja"] if ("{%" in t or "{{" in t) else []) + ["--chat-template", t]
