@@ -95,3 +95,13 @@ def gguf_py_metadata(path: str) -> dict:
             continue
         out[k] = f.contents()
     return out
+
+
+@pytest.fixture(scope="session")
+def cpu_build():
+    """The default (portable CPU) build of llama.cpp + ggufrope's native tools, from the real
+    cache: built once per machine (minutes), then returned from its stamp."""
+    from ggufrope.build.ensure import ensure_build
+    env = {k: v for k, v in os.environ.items() if k != "GGUFROPE_HOME"}
+    env["GGUFROPE_HOME"] = REAL_HOME
+    return ensure_build(env=env, log=lambda s: sys.stderr.write(s + "\n"))

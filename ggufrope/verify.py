@@ -1,0 +1,87 @@
+"""`verify`: hold llama.cpp's own resolution of a model (ggufrope-probe) against the file's
+metadata as ggufrope reads it, value by value, and report the effective runtime values.
+
+ggufrope's expectation for each hparam follows the loader (src/llama-model.cpp l.1321-1432 and
+the per-arch readers in src/models/): absent keys take llama.cpp's defaults, keys an architecture
+does not read keep the defaults whatever the file says."""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ggufrope.settings.keys import BY_FIELD
+from ggufrope.settings.model_info import ModelInfo
+
+
+def _f32(v: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str          # key or fact
+    file: Any          # the file's value (None = absent)
+    expected: Any      # what ggufrope says llama.cpp will use
+    engine: Any        # what llama.cpp resolved
+    ok: bool
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return _f32(float(a)) == _f32(float(b)) or math.isclose(float(a), float(b), rel_tol=1e-6)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
+    """hparam name -> (key or fact, file value, value llama.cpp should resolve)."""
+    r = info.rope
+    arch = info.arch
+    read = {f: BY_FIELD[f].read_for(arch) for f in BY_FIELD}
+    factor = r.scaling_factor if r.scaling_factor else (r.scale_linear or 0.0)
+    yarn_default_fast = 8.0 if arch == "grok" else 32.0  # src/models/grok.cpp sets 8 before reading
+    log_mul = r.yarn_log_multiplier if (read["yarn_log_multiplier"] and r.yarn_log_multiplier is not None) else 0.0
+    if arch in ("deepseek2", "deepseek32") and log_mul:
+        log_mul = log_mul / 0.1  # [TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]: stored as 0.1*m
+    k = lambda f: BY_FIELD[f].key(arch)  # noqa: E731
+    return {
+        "n_ctx_train": (k("context_length"), r.context_length, r.context_length),
+        "rope_freq_base_train": (k("freq_base"), r.freq_base, 10000.0 if r.freq_base is None else r.freq_base),
+        "rope_scaling_type": (k("scaling_type"), r.scaling_type, r.scaling_type or "linear"),
+        "rope_freq_scale_train": (k("scaling_factor"), r.scaling_factor if r.scaling_factor is not None
+                                  else r.scale_linear, 1.0 if not factor else _f32(1.0 / _f32(factor))),
+        "n_ctx_orig_yarn": (k("original_context_length"), r.original_context_length,
+                            r.original_context_length or r.context_length),
+        "rope_attn_factor": (k("attn_factor"), r.attn_factor, 1.0 if r.attn_factor is None else r.attn_factor),
+        "rope_finetuned": (k("finetuned"), r.finetuned, bool(r.finetuned)),
+        "n_rot": (k("dimension_count"), r.dimension_count, r.dimension_count or info.head_dim_k),
+        "yarn_ext_factor": (k("yarn_ext_factor"), r.yarn_ext_factor,
+                            r.yarn_ext_factor if read["yarn_ext_factor"] and r.yarn_ext_factor is not None else -1.0),
+        "yarn_attn_factor": (k("yarn_attn_factor"), r.yarn_attn_factor,
+                             r.yarn_attn_factor if read["yarn_attn_factor"] and r.yarn_attn_factor is not None else 1.0),
+        "yarn_beta_fast": (k("yarn_beta_fast"), r.yarn_beta_fast,
+                           r.yarn_beta_fast if read["yarn_beta_fast"] and r.yarn_beta_fast is not None
+                           else yarn_default_fast),
+        "yarn_beta_slow": (k("yarn_beta_slow"), r.yarn_beta_slow,
+                           r.yarn_beta_slow if read["yarn_beta_slow"] and r.yarn_beta_slow is not None else 1.0),
+        "rope_yarn_log_mul": (k("yarn_log_multiplier"), r.yarn_log_multiplier, log_mul),
+        "n_layer": ("layers", info.n_layer, info.n_layer),
+        "n_head_kv": ("KV heads (layer 0)", info.n_head_kv[0] if info.n_head_kv else None,
+                      info.n_head_kv[0] if info.n_head_kv else None),
+        "n_embd_head_k": ("head dim K", info.head_dim_k, info.head_dim_k),
+        "n_embd_head_v": ("head dim V", info.head_dim_v, info.head_dim_v),
+    }
+
+
+def compare(info: ModelInfo, probe_doc: dict) -> list[Row]:
+    hp = probe_doc.get("hparams", {})
+    rows = []
+    for name, (what, file_v, expect) in expected_hparams(info).items():
+        if name not in hp:
+            continue
+        rows.append(Row(what, file_v, expect, hp[name], _same(expect, hp[name])))
+    return rows
