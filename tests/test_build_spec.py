@@ -109,3 +109,9 @@ def test_doctor_no_cmake():
     w.version = lambda exe, *a: None
     st = {b.backend: b for b in backends(w, tools(w))}
     assert not st["cpu"].ready and "cmake" in st["cpu"].missing[0]
+
+
+def test_doctor_cpu_note():
+    from ggufrope.build.doctor import cpu_note
+    assert "keep the portable default" in cpu_note({"avx2", "fma", "f16c", "avx512f"})
+    assert "--cpu native" in cpu_note({"sse4_2"})

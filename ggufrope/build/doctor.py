@@ -84,6 +84,29 @@ def tools(w: World) -> list[Tool]:
     return out
 
 
+def cpu_note(flags: set[str]) -> str:
+    """What the CPU's features mean for the CPU build (docs/native.md, "CPU crash guard")."""
+    have = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512_fp16", "amx_tile") if f in flags]
+    note = "CPU features: " + (", ".join(have) or "none of avx2/fma/f16c")
+    if "avx2" not in flags and flags:
+        note += "; no AVX2: build with --cpu native (the portable default assumes AVX2)"
+    elif "amx_tile" in flags or "avx512f" in flags:
+        note += ("; AMX/AVX-512 present: keep the portable default (a GGML_NATIVE build can crash on "
+                 "quantized models through the AMX path, and will not run on CPUs without these)")
+    return note
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def backends(w: World, ts: list[Tool] | None = None) -> list[BackendStatus]:
     t = {x.name: x for x in (ts or tools(w))}
     base = []

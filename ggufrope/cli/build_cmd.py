@@ -71,6 +71,8 @@ def build_cmd(
     targets: List[str] = SPEC_OPTS["targets"], source: Optional[str] = SPEC_OPTS["source"],
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the cmake commands; run nothing."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a cached build exists."),
+    python: bool = typer.Option(False, "--python", help="Make the in-process (llama-cpp-python) engine use "
+                                                        "this spec too."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Build (or return the cached build of) a spec; prints its bin dir."""
@@ -89,6 +91,8 @@ def build_cmd(
         configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen)
         echo(shlex.join(configure))
         echo(shlex.join(build))
+        if python:
+            _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
         return
     res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test)
     if as_json:
@@ -97,6 +101,31 @@ def build_cmd(
     how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
     echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
     echo(res.bin_dir)
+    if python:
+        _python_engine(spec, src, res.bin_dir, dry_run=False)
+
+
+def _python_engine(spec, src, bin_dir: str, dry_run: bool) -> None:
+    """llama-cpp-python on this spec: no second compile when its vendored llama.cpp is this
+    source (LLAMA_CPP_LIB_PATH loads our libllama; same ABI), else pip-build it with CMAKE_ARGS."""
+    import platform
+    import subprocess
+    from ggufrope.llama_source import LLAMA_CPP_PYTHON_VERSION, vendored_tree
+    vendored = os.path.realpath(vendored_tree()) == os.path.realpath(src.path)
+    if vendored:
+        echo(f"python engine: llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} vendors this llama.cpp; ggufrope "
+             f"sessions load this build with LLAMA_CPP_LIB_PATH={bin_dir} (no second compile)")
+        return
+    cmake_args = [a for a in spec.cmake_args(src.path, src.has_fa_quants_option, machine=platform.machine())
+                  if not a.startswith("-DLLAMA_CPP_DIR=")]
+    argv = [sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps", "--no-binary",
+            "llama-cpp-python", f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"]
+    echo(f"CMAKE_ARGS={shlex.quote(' '.join(cmake_args))} {shlex.join(argv)}")
+    if not dry_run:
+        r = subprocess.run(argv, env={**os.environ, "CMAKE_ARGS": " ".join(cmake_args)})
+        if r.returncode != 0:
+            from ggufrope.errors import BuildError
+            raise BuildError(f"pip could not build llama-cpp-python with {' '.join(cmake_args)}")
 
 
 @build_app.command("list")
@@ -156,15 +185,17 @@ def build_clean(names: List[str] = typer.Argument(None, help="Build names (see `
 @app.command("doctor")
 def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Toolchains present, and what each backend still lacks."""
-    from ggufrope.build.doctor import World, backends, tools
+    from ggufrope.build.doctor import World, backends, cpu_flags, cpu_note, tools
     w = World()
     ts = tools(w)
     bs = backends(w, ts)
+    cpu = cpu_note(cpu_flags())
     if as_json:
-        print_json({"tools": [t.__dict__ for t in ts], "backends": [b.__dict__ for b in bs]})
+        print_json({"tools": [t.__dict__ for t in ts], "backends": [b.__dict__ for b in bs], "cpu": cpu})
         return
     echo("toolchains:")
     echo(table([[t.name, t.version or ("found" if t.path else "-"), t.path or "not found"] for t in ts]))
     echo("backends:")
     for b in bs:
         echo(f"  {b.backend:<7} {'ready' if b.ready else 'missing: ' + '; '.join(b.missing)}")
+    echo(cpu)
