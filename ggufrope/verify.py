@@ -52,7 +52,7 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
         "n_ctx_train": (k("context_length"), r.context_length, r.context_length),
         "rope_freq_base_train": (k("freq_base"), r.freq_base, 10000.0 if r.freq_base is None else r.freq_base),
         "rope_scaling_type": (k("scaling_type"), r.scaling_type, r.scaling_type or "linear"),
-        "rope_freq_scale_train": (k("scaling_factor"), r.scaling_factor if r.scaling_factor is not None
+        "rope_freq_scale_train": (k("scaling_factor") + " -> freq_scale", r.scaling_factor if r.scaling_factor is not None
                                   else r.scale_linear, 1.0 if not factor else _f32(1.0 / _f32(factor))),
         "n_ctx_orig_yarn": (k("original_context_length"), r.original_context_length,
                             r.original_context_length or r.context_length),
