@@ -36,21 +36,24 @@ def _run(bin_dir: str, tool: str, args: Sequence[str], runner: Runner = subproce
 
 
 def probe_args(rope: RopeSettings | None = None, ctx: int | None = None,
-               overrides: Sequence[str] = ()) -> list[str]:
-    """ggufrope-probe's flags for runtime settings (the same names as llama.cpp's)."""
+               overrides: Sequence[str] = (), arch: str | None = None) -> list[str]:
+    """ggufrope-probe's flags for runtime settings (the same names as llama.cpp's). With arch,
+    settings that have no llama.cpp flag (attn_factor, finetuned, yarn_log_multiplier,
+    dimension_count) go through --override-kv, as RopeSettings.to_llama_args does; without
+    it they are left out."""
     args: list[str] = []
     if ctx is not None:
         args += ["--ctx", str(ctx)]
     if rope is not None:
-        args += [a for a in rope.to_llama_args(include_ctx=False)]
+        args += [a for a in rope.to_llama_args(arch, include_ctx=False)]
     for o in overrides:
         args += ["--override-kv", o]
     return args
 
 
 def probe(bin_dir: str, model: str, rope: RopeSettings | None = None, ctx: int | None = None,
-          overrides: Sequence[str] = (), runner: Runner = subprocess.run) -> dict:
-    return _run(bin_dir, "ggufrope-probe", [*probe_args(rope, ctx, overrides), model], runner)
+          overrides: Sequence[str] = (), runner: Runner = subprocess.run, arch: str | None = None) -> dict:
+    return _run(bin_dir, "ggufrope-probe", [*probe_args(rope, ctx, overrides, arch), model], runner)
 
 
 def which_keys(bin_dir: str, model: str, runner: Runner = subprocess.run) -> dict:
@@ -66,10 +69,13 @@ def rope_angles(bin_dir: str, *, n_dims: int, positions: Sequence[int], freq_bas
                 freq_scale: float = 1.0, ext_factor: float = 0.0, attn_factor: float = 1.0,
                 beta_fast: float = 32.0, beta_slow: float = 1.0, n_ctx_orig: int = 0,
                 mode: str = "norm", runner: Runner = subprocess.run) -> dict:
-    args = ["--n-dims", str(n_dims), "--freq-base", repr(freq_base), "--freq-scale", repr(freq_scale),
-            "--ext-factor", repr(ext_factor), "--attn-factor", repr(attn_factor),
-            "--beta-fast", repr(beta_fast), "--beta-slow", repr(beta_slow), "--n-ctx-orig", str(n_ctx_orig),
-            "--mode", mode, "--positions", ",".join(str(p) for p in positions)]
+    # float() first: repr of a numpy scalar is "np.float32(0.25)" (numpy >= 2), which the tool refuses
+    def num(v: float) -> str:
+        return repr(float(v))
+    args = ["--n-dims", str(int(n_dims)), "--freq-base", num(freq_base), "--freq-scale", num(freq_scale),
+            "--ext-factor", num(ext_factor), "--attn-factor", num(attn_factor),
+            "--beta-fast", num(beta_fast), "--beta-slow", num(beta_slow), "--n-ctx-orig", str(int(n_ctx_orig)),
+            "--mode", mode, "--positions", ",".join(str(int(p)) for p in positions)]
     return _run(bin_dir, "ggufrope-rope-angles", args, runner)
 
 

@@ -74,6 +74,8 @@ def build_cmd(
     python: bool = typer.Option(False, "--python", help="Make the in-process (llama-cpp-python) engine use "
                                                         "this spec too."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    for_preset: Optional[str] = typer.Option(None, "--for-preset", help="Build what this preset needs "
+                                             "(its build.backend and build.kv_pairs)."),
 ) -> None:
     """Build (or return the cached build of) a spec; prints its bin dir."""
     if ctx.invoked_subcommand is not None:
@@ -84,6 +86,11 @@ def build_cmd(
     from ggufrope.build.smoke import smoke_test
     from ggufrope.build.source import resolve_source
     spec = _spec(backend, rpc, cpu, cuda_archs, kv, kv_pairs, build_type, targets)
+    if for_preset:
+        from dataclasses import replace
+        from ggufrope.presets import load_preset
+        need = load_preset(for_preset, os.environ).build_spec()
+        spec = replace(spec, backend=need.backend, kv_pairs=need.kv_pairs)
     src = resolve_source(source, os.environ, log=note)
     bdir = builder.build_dir(spec, src)
     if dry_run:

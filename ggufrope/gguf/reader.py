@@ -363,11 +363,13 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         off += 8 * n_dims
         if any(d < 0 for d in shape):
             raise cur.fail(start, f"tensor {name!r} has a negative dimension {shape}")
+        # ggml checks every running product against INT64_MAX, so a zero dimension after an
+        # overflowing prefix is still refused (gguf.cpp gguf_init_from_reader)
         nel = 1
         for d in shape:
             nel *= d
-        if nel >= 2**63:
-            raise cur.fail(start, f"tensor {name!r} has too many elements {shape}")
+            if nel >= 2**63:
+                raise cur.fail(start, f"tensor {name!r} has too many elements {shape}")
         gtype = cur.u32.unpack_from(buf, off)[0]
         if gtype >= GGML_TYPE_COUNT or gtype not in GGMLType._value2member_map_:
             raise cur.fail(off, f"tensor {name!r} has unknown ggml type {gtype}")
@@ -389,6 +391,10 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         if t.offset != expect:
             raise GGUFFormatError(f"{path}: tensor {t.name!r} has data offset {t.offset}, expected {expect}")
         expect += align_up(t.nbytes, alignment)
+        # ggml sums the padded sizes in size_t and refuses a sum that does not fit
+        if expect >= 2**64:
+            raise GGUFFormatError(f"{path}: tensor {t.name!r} {t.shape} makes the data section larger "
+                                  f"than 2^64 bytes")
     if check_data and tensors:
         last = tensors[-1]
         if data_offset + last.offset + last.nbytes > size:

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -96,6 +94,8 @@ def _rc_text(rc: int) -> str:
 
 def http_get(url: str, timeout: float = 2.0) -> int:
     """HTTP status of GET url (0: no answer)."""
+    import urllib.error
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status

@@ -52,22 +52,43 @@ class ModelFile:
     rope_tensors: tuple[str, ...]
 
 
-def read_model(path: str, p: Preset) -> ModelFile:
-    from ggufrope.gguf import read_header
+def _header_facts(path: str) -> dict[str, Any]:
+    """What a launch needs from the header(s), as plain data (cacheable): the metadata
+    ModelInfo reads (general.* and every ARCH.* scalar or short array), vocabulary and
+    feed-forward sizes, tensor bytes of every split, chat template presence, RoPE tensors."""
+    from ggufrope.gguf import ValueType, read_header
+    from ggufrope.gguf.splits import split_paths
+    with read_header(path) as h:
+        arch = h.get("general.architecture") or ""
+        meta: dict[str, Any] = {}
+        for k, f in h.fields.items():
+            if k in ("general.architecture", "general.name", "general.file_type") or \
+                    (arch and k.startswith(arch + ".") and (f.vtype != ValueType.ARRAY or f.count <= 4096)):
+                meta[k] = h.value(f)
+        shape = memory.shape_from_header(h)
+        facts = {"meta": meta, "n_vocab": shape.n_vocab, "n_ff": shape.n_ff,
+                 "weights": sum(t.nbytes for t in h.tensors), "chat": "tokenizer.chat_template" in h.fields,
+                 "rope_tensors": sorted({t.name.split(".")[0] for t in h.tensors if t.name.startswith("rope_")})}
+    for s in split_paths(path)[1:]:
+        with read_header(s) as h2:
+            facts["weights"] += sum(t.nbytes for t in h2.tensors)
+    return facts
+
+
+def read_model(path: str, p: Preset, env: Mapping[str, str]) -> ModelFile:
     from ggufrope.gguf.splits import is_split, split_paths
-    try:
-        with read_header(path) as h:
-            arch = h.get("general.architecture") or ""
-            info = ModelInfo.from_metadata(h)
-            shape = memory.shape_from_header(h)
-            weights = sum(t.nbytes for t in h.tensors)
-            chat = "tokenizer.chat_template" in h.fields
-            rope_t = tuple(sorted({t.name.split(".")[0] for t in h.tensors if t.name.startswith("rope_")}))
-        for s in split_paths(path)[1:]:
-            with read_header(s) as h2:
-                weights += sum(t.nbytes for t in h2.tensors)
-    except GgufropeError as e:
-        raise p.res.error("model", f"{path}: not a usable GGUF file: {e}") from None
+    from ggufrope.presets import cache
+    key = cache.file_key(path, *(cache.file_key(s) for s in split_paths(path)[1:] if os.path.exists(s)))
+    facts = cache.get("models", key, env)
+    if facts is None:
+        try:
+            facts = _header_facts(path)
+        except GgufropeError as e:
+            raise p.res.error("model", f"{path}: not a usable GGUF file: {e}") from None
+        cache.put("models", key, facts, env)
+    meta = facts["meta"]
+    arch = meta.get("general.architecture") or ""
+    info = ModelInfo.from_metadata(meta)
     if not arch or not info.n_layer:
         raise p.res.error("model", f"{path}: no general.architecture / block_count: not a model llama.cpp can run")
     ctx = info.rope.context_length
@@ -75,18 +96,35 @@ def read_model(path: str, p: Preset) -> ModelFile:
     trained = orig if isinstance(orig, int) and orig > 0 else (ctx if isinstance(ctx, int) and ctx > 0 else 0)
     if not trained:
         raise p.res.error("model", f"{path}: no {arch}.context_length (llama.cpp requires it)")
-    return ModelFile(path, arch, info, shape, weights, trained, is_split(path), chat, rope_t)
+    return ModelFile(path, arch, info, memory.Shape(facts["n_vocab"], facts["n_ff"]), facts["weights"], trained,
+                     is_split(path), facts["chat"], tuple(facts["rope_tensors"]))
 
 
-def plan_settings(p: Preset, m: ModelFile) -> tuple[RopeSettings, list[str]]:
-    """rope.plan through ggufrope.planning (`ggufrope plan MODEL --ctx N --method M`)."""
-    from ggufrope.planning import make_plan
+def plan_settings(p: Preset, m: ModelFile, env: Mapping[str, str]) -> tuple[RopeSettings, list[str]]:
+    """rope.plan through ggufrope.planning (`ggufrope plan MODEL --ctx N --method M`).
+
+    A plan imports numpy and computes every pair's effect (~0.3 s); launches only need its
+    settings, so they are cached per (model file, size, mtime, plan, planning code) in
+    $GGUFROPE_HOME/cache/plans/ and `run` stays quick the second time."""
+    import ggufrope
+    from ggufrope.presets import cache
     method, target = p.rope_plan
+    key = cache.file_key(m.path, method, target, cache.code_stamp(os.path.join(os.path.dirname(ggufrope.__file__),
+                                                                                 "planning")))
+    hit = cache.get("plans", key, env)
+    if hit is not None:
+        try:
+            return RopeSettings(**hit["settings"]), list(hit["notes"])
+        except (GgufropeError, TypeError, KeyError):
+            pass
+    from ggufrope.planning import make_plan
     try:
         plan = make_plan(m.path, target, method)
     except GgufropeError as e:
         raise p.res.error("rope.plan", str(e)) from None
-    return plan.settings or RopeSettings(), list(plan.notes)
+    settings = plan.settings or RopeSettings()
+    cache.put("plans", key, {"settings": settings.as_dict(), "notes": list(plan.notes)}, env)
+    return settings, list(plan.notes)
 
 
 def scaled_context(want: RopeSettings, file_rope: RopeSettings, trained: int) -> int:
@@ -100,16 +138,6 @@ def scaled_context(want: RopeSettings, file_rope: RopeSettings, trained: int) ->
         orig = want.original_context_length or file_rope.original_context_length or trained
         return int(round(orig * factor))
     return max(file_rope.context_length or trained, trained)
-
-
-def split_by_reader(settings: RopeSettings, arch: str) -> tuple[RopeSettings, RopeSettings]:
-    """(fields llama.cpp reads from an `arch` file, fields it takes only from runtime flags)."""
-    read, runtime = {}, {}
-    for rk in ROPE_KEYS:
-        v = getattr(settings, rk.field)
-        if v is not None:
-            (read if rk.read_for(arch) else runtime)[rk.field] = v
-    return RopeSettings(**read), RopeSettings(**runtime)
 
 
 def patched_path(model: str, file_part: RopeSettings, arch: str, env: Mapping[str, str]) -> str:
@@ -184,7 +212,8 @@ class Prepared:
             args += ["-sys", p.system_prompt]
         args += p.chat_template_args()
         if tool == "llama-server":
-            args += ["--host", p.server.host, "--port", str(self.port)]
+            port = self.port or (p.server.port if isinstance(p.server.port, int) else 8080)
+            args += ["--host", p.server.host, "--port", str(port), "--alias", p.name]
         return args + list(p.extra_args)
 
     def one_shot_args(self, prompt: str) -> list[str]:
@@ -271,13 +300,13 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
     Raises PresetError for the first error finding (the others are in the message)."""
     findings: list[Finding] = []
     path = resolve_model(p, env, fetch=fetch, log=log)
-    m = read_model(path, p)
+    m = read_model(path, p, env)
     file_rope = m.info.rope
 
     # RoPE: the plan first, explicit rope fields over it
     want = RopeSettings()
     if p.rope_plan is not None:
-        base, notes = plan_settings(p, m)
+        base, notes = plan_settings(p, m, env)
         want = base
         findings += [Finding("note", "rope.plan", n) for n in notes]
     want = want.merged(p.rope)
@@ -285,6 +314,7 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
         if m.split:
             findings.append(Finding("error", "apply", "apply = \"patched\" does not handle split models yet "
                                                        "(only the first split holds metadata); use apply = \"runtime\""))
+        from ggufrope.planning.dialects import split_by_reader
         file_part, flag_part = split_by_reader(want, m.arch)
     else:
         file_part, flag_part = RopeSettings(), want
@@ -372,4 +402,3 @@ def check_only(p: Preset, env: Mapping[str, str], **kw) -> Prepared:
     return prepare(p, env, fetch=False, **kw)
 
 
-__all__ = ["Prepared", "prepare", "write_patched_copy", "check_only", "GGML_TYPE_IDS", "PresetError"]

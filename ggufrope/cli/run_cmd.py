@@ -1,0 +1,206 @@
+"""`ggufrope run|serve|chat PRESET`: check the preset, get the llama.cpp build it needs, start
+the engine (argv lists, never a shell). `--dry-run` prints the exact command (or kwargs)."""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from typing import List, Optional
+
+import typer
+
+from ggufrope.cli.app import app
+from ggufrope.cli.output import echo, note
+from ggufrope.cli.presets_cmd import CTK, CTV, CTX, MODEL, PRESET_FILE, SET, load, overrides, print_findings
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+DRY = typer.Option(False, "--dry-run", help="Print the exact command (or llama-cpp-python kwargs); start nothing.")
+
+
+def _prepare(p, dry_run: bool):
+    from ggufrope.presets.prepare import prepare
+    prep = prepare(p, os.environ, fetch=not dry_run, log=note)
+    print_findings(prep, p)
+    return prep
+
+
+def _binary(p, tool: str, dry_run: bool) -> str:
+    from ggufrope.cli.build_cmd import _Bar
+    from ggufrope.presets import binaries
+    b = binaries.locate(p, os.environ, tool, build=not dry_run, progress=_Bar(), log=note)
+    if not b.built:
+        note(f"no {b.source}: `ggufrope run` builds it first (or `ggufrope build --for-preset {p.name}`)")
+    return binaries.tool_argv0(b, tool)
+
+
+def _patched(prep, dry_run: bool) -> None:
+    if prep.needs_patch:
+        if dry_run:
+            note(f"apply = patched: would write {prep.run_model} first")
+        else:
+            from ggufrope.presets.prepare import write_patched_copy
+            write_patched_copy(prep, log=note)
+
+
+def _kwargs_text(kw: dict) -> str:
+    return "llama_cpp.Llama(" + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")"
+
+
+def _extra(ctx: typer.Context) -> list[str]:
+    return list(ctx.args)
+
+
+@app.command("run", context_settings=_EXTRA)
+def run_cmd(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this one prompt and exit "
+                                                                       "(llama-completion) instead of a chat."),
+    dry_run: bool = DRY,
+    verbose: bool = typer.Option(False, "--verbose", help="Show llama.cpp's log on the terminal."),
+    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
+    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+) -> None:
+    """Run a preset with its engine: cli (llama-cli chat; llama-completion with --prompt), server
+    (as `serve`) or python (as `chat`). Arguments after `--` go to llama.cpp as they are."""
+    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets))
+    extra = _extra(ctx)
+    if p.engine == "python":
+        raise typer.Exit(_chat(p, prompt, dry_run, extra))
+    if p.engine == "server" and prompt is None:
+        raise typer.Exit(_serve(p, dry_run, verbose, extra))
+    raise typer.Exit(_run_cli(p, prompt, dry_run, verbose, extra))
+
+
+def _run_cli(p, prompt: Optional[str], dry_run: bool, verbose: bool, extra: list[str]) -> int:
+    from ggufrope.presets import launch
+    p = p.with_engine("cli")
+    prep = _prepare(p, dry_run)
+    tool = "llama-completion" if prompt is not None else "llama-cli"
+    exe = _binary(p, tool, dry_run)
+    argv = [exe] + (prep.one_shot_args(prompt) if prompt is not None else prep.to_llama_args(tool)) + extra
+    if dry_run:
+        echo(shlex.join(argv))
+        return 0
+    _patched(prep, dry_run)
+    if prompt is None:
+        return launch.interactive(argv, os.environ)
+    return launch.one_shot(argv, os.environ, launch.log_path(os.environ, p.name, tool), verbose=verbose)
+
+
+# -- serve -----------------------------------------------------------------------------------
+@app.command("serve", context_settings=_EXTRA)
+def serve_cmd(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Listen address (server.host; default 127.0.0.1)."),
+    port: Optional[str] = typer.Option(None, "--port", help='Port (server.port), or "auto" for a free one.'),
+    dry_run: bool = DRY,
+    verbose: bool = typer.Option(False, "--verbose", help="Show llama-server's log on the terminal."),
+    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
+    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+) -> None:
+    """Serve a preset with llama-server (OpenAI-compatible API on 127.0.0.1 by default): waits
+    until /health answers, prints the URL, stops cleanly on Ctrl-C or SIGTERM."""
+    ovr = overrides(model, ctx_size, cache_type_k, cache_type_v, sets, **{"server.host": host, "server.port": port})
+    p = load(name, preset_file, ovr)
+    raise typer.Exit(_serve(p, dry_run, verbose, _extra(ctx)))
+
+
+def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
+    from ggufrope.presets import launch
+    p = p.with_engine("server")
+    prep = _prepare(p, dry_run)
+    exe = _binary(p, "llama-server", dry_run)
+    argv = [exe] + prep.to_llama_args("llama-server") + extra
+    if dry_run:
+        echo(shlex.join(argv))
+        if p.server.api_key:
+            note("the API key goes to llama-server in LLAMA_API_KEY, not on the command line")
+        return 0
+    _patched(prep, dry_run)
+    log = launch.log_path(os.environ, p.name, "llama-server")
+    srv = launch.Server(argv, launch.child_env(os.environ, p.server.api_key), log, p.server.host, prep.port)
+    stop = {"sig": None}
+
+    def on_signal(signum, frame):
+        stop["sig"] = signum
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        srv.start()
+        note(f"llama-server pid {srv.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
+        if srv.wait_ready(p.server.ready_timeout, lambda: stop["sig"] is not None):
+            echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
+            sys.stdout.flush()
+            rc = srv.wait(lambda: stop["sig"] is not None)
+            if rc is not None:
+                from ggufrope.errors import EngineError
+                raise EngineError(f"llama-server exited with code {rc}:\n{launch.tail(log)}\nfull log: {log}")
+    finally:
+        code = srv.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stop["sig"] is not None:
+        note(f"stopped llama-server ({signal.Signals(stop['sig']).name}; exit {code})")
+    return 0
+
+
+# -- chat (python engine) -------------------------------------------------------------------
+@app.command("chat", context_settings=_EXTRA)
+def chat_cmd(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this one prompt and exit."),
+    dry_run: bool = DRY,
+    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
+    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+) -> None:
+    """Chat in the terminal through llama-cpp-python (in process, streaming). Reads lines from
+    stdin; an empty line or /exit ends it."""
+    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets))
+    raise typer.Exit(_chat(p, prompt, dry_run, _extra(ctx)))
+
+
+def _chat(p, prompt: Optional[str], dry_run: bool, extra: list[str]) -> int:
+    from ggufrope.errors import PresetError
+    if extra:
+        raise PresetError(f"extra llama.cpp arguments ({shlex.join(extra)}) do not apply to the python engine")
+    p = p.with_engine("python")
+    prep = _prepare(p, dry_run)
+    kw = prep.to_llama_cpp_kwargs()
+    if dry_run:
+        echo(_kwargs_text(kw))
+        return 0
+    _patched(prep, dry_run)
+    from ggufrope.presets.chat import ChatSession
+    session = ChatSession(kw, system_prompt=p.system_prompt, chat_template=p.chat_template,
+                          completion_kwargs=p.sampling.to_completion_kwargs(), n_predict=p.n_predict)
+    try:
+        if prompt is not None:
+            _stream(session, prompt)
+            return 0
+        tty = sys.stdin.isatty()
+        if tty:
+            note(f"{p.name}: chatting with {os.path.basename(prep.run_model)} ({prep.n_ctx} tokens of context); "
+                 f"empty line or /exit ends")
+        while True:
+            if tty:
+                sys.stdout.write("> ")
+                sys.stdout.flush()
+            line = sys.stdin.readline()
+            if not line or line.strip() in ("", "/exit", "/quit"):
+                break
+            _stream(session, line.rstrip("\n"))
+    finally:
+        session.close()
+    return 0
+
+
+def _stream(session, text: str) -> None:
+    for piece in session.send(text):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()

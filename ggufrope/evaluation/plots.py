@@ -1,0 +1,144 @@
+"""PNG plots (matplotlib with the Agg backend, imported only here, only when plotting):
+  TASK-heatmap.png    passkey/needle: accuracy over depth x length, one panel per variant
+  TASK-accuracy.png   passkey/needle: accuracy against length, one line per variant
+  perplexity.png      perplexity against length, one line per variant
+  bench-speed.png     ggufrope bench: prompt processing and generation speed against context
+"""
+from __future__ import annotations
+
+import os
+
+from ggufrope.evaluation.results import depth_grid
+from ggufrope.evaluation.spec import length_label
+
+_COLORS = {"none": "#444444", "linear": "#1f77b4", "ntk": "#2ca02c", "yarn": "#d62728", "preset": "#9467bd",
+           "dynamic": "#8c564b"}
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _title(records: list[dict], what: str) -> str:
+    r = records[0]
+    return f"{what}: {r.get('target') or r.get('model')}"
+
+
+def _na_note(summary: dict) -> str:
+    na = sorted({v for v, row in summary["cells"].items() for c in row.values() if c["status"] == "n/a"})
+    return ("not applicable in llama.cpp (not plotted): " + ", ".join(na)) if na else ""
+
+
+def heatmap(path: str, records: list[dict], summary: dict) -> str:
+    plt = _plt()
+    task = summary["task"]
+    variants = [v for v in summary["variants"] if depth_grid(records, v)[0]]
+    n = max(1, len(variants))
+    fig, axes = plt.subplots(1, n, figsize=(2.2 + 2.6 * n, 3.8), squeeze=False, layout="constrained")
+    im = None
+    for ax, v in zip(axes[0], variants):
+        depths, lengths, grid = depth_grid(records, v)
+        data = [[float("nan") if x is None else x for x in row] for row in grid]
+        im = ax.imshow(data, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
+        ax.set_xticks(range(len(lengths)), [length_label(x) for x in lengths])
+        ax.set_yticks(range(len(depths)), [f"{d:g}" for d in depths])
+        ax.set_xlabel("prompt length (tokens)")
+        if ax is axes[0][0]:
+            ax.set_ylabel("depth of the key (0 = start)")
+        ax.set_title(v)
+        for i, row in enumerate(grid):
+            for j, x in enumerate(row):
+                if x is not None:
+                    ax.text(j, i, f"{x:.0%}",
+                            ha="center", va="center", fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="found")
+    note = _na_note(summary)
+    fig.suptitle(_title(records, f"{task}: accuracy by depth and length") + (f"\n{note}" if note else ""),
+                 fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy(path: str, records: list[dict], summary: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    lengths = summary["lengths"]
+    plotted = [v for v in summary["variants"] if any(c["status"] == "ok" for c in summary["cells"][v].values())]
+    for k, v in enumerate(plotted):
+        xs, ys = [], []
+        for n in lengths:
+            c = summary["cells"][v][n]
+            if c["status"] == "ok":
+                xs.append(n)
+                ys.append(c["accuracy"])
+        # a small vertical offset per variant: identical results (same run) stay visible
+        off = (k - (len(plotted) - 1) / 2) * 0.015
+        ax.plot(xs, [y + off for y in ys], marker="osD^v*"[k % 6], label=v, color=_COLORS.get(v), alpha=0.85)
+    trained = _trained(records)
+    if trained and min(lengths) / 2 <= trained <= max(lengths) * 2:
+        ax.axvline(trained, color="#999999", ls="--", lw=1)
+        ax.text(trained, 1.04, " trained context", fontsize=7, color="#666666")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [length_label(n) for n in lengths])
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlabel("prompt length (tokens)")
+    ax.set_ylabel("accuracy")
+    note = _na_note(summary)
+    ax.set_title(_title(records, f"{summary['task']}: accuracy against length") + (f"\n{note}" if note else ""),
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def perplexity(path: str, records: list[dict], summary: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    lengths = summary["lengths"]
+    for v in summary["variants"]:
+        xs, ys, es = [], [], []
+        for n in lengths:
+            c = summary["cells"][v][n]
+            if c["status"] == "ok" and c.get("ppl") is not None:
+                xs.append(n)
+                ys.append(c["ppl"])
+                es.append(c.get("ppl_err") or 0.0)
+        if xs:
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=2, label=v, color=_COLORS.get(v), alpha=0.85)
+    trained = _trained(records)
+    if trained and min(lengths) / 2 <= trained <= max(lengths) * 2:
+        ax.axvline(trained, color="#999999", ls="--", lw=1, label="trained context")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(lengths, [length_label(n) for n in lengths])
+    ax.set_xlabel("context length (tokens)")
+    ax.set_ylabel("perplexity (log scale)")
+    note = _na_note(summary)
+    ax.set_title(_title(records, "perplexity against context length") + (f"\n{note}" if note else ""), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _trained(records: list[dict]) -> int | None:
+    for r in records:
+        if r.get("trained_ctx"):
+            return r["trained_ctx"]
+    return None
+
+
+def plot_all(out_dir: str, records: list[dict], summary: dict) -> dict[str, str]:
+    task = summary["task"]
+    if task == "perplexity":
+        return {"plot_perplexity": perplexity(os.path.join(out_dir, "perplexity.png"), records, summary)}
+    return {"plot_heatmap": heatmap(os.path.join(out_dir, f"{task}-heatmap.png"), records, summary),
+            "plot_accuracy": accuracy(os.path.join(out_dir, f"{task}-accuracy.png"), records, summary)}

@@ -1,0 +1,144 @@
+"""A prepared preset in the neighbours' formats.
+
+* llama-ini: llama.cpp's own INI preset (docs/preset.md, common/preset.cpp): a [section] per
+  model, keys are long option names without dashes (any alias works: common_preset_context maps
+  every argument and LLAMA_ARG_* name), flags take true/false, a repeated option (--override-kv)
+  becomes one comma-separated value. Usable with `llama-server --models-preset FILE`, or as the
+  default section of ~/.config/llama.cpp/config.ini.
+* llama-swap: a `models:` entry of llama-swap's config.yaml whose cmd starts llama-server on
+  llama-swap's ${PORT}.
+* llama-cpp-server: a llama-cpp-python server config (`python -m llama_cpp.server --config_file
+  FILE`) with one models[] entry holding the same explicit values the python engine passes.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from ggufrope.presets.prepare import Prepared
+
+FORMATS = ("llama-ini", "llama-swap", "llama-cpp-server")
+
+# short flag -> long INI key (common/arg.cpp: the last, long form of each option)
+_LONG = {"-m": "model", "-c": "ctx-size", "-ctk": "cache-type-k", "-ctv": "cache-type-v", "-fa": "flash-attn",
+         "-ngl": "n-gpu-layers", "-t": "threads", "-b": "batch-size", "-ub": "ubatch-size", "-n": "n-predict",
+         "-sys": "system-prompt", "-s": "seed", "--temp": "temp"}
+
+
+def args_to_pairs(args: list[str]) -> list[tuple[str, str]]:
+    """`--flag value` / `--flag` items -> (key, value) pairs, flags as "true"."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        key = _LONG.get(a, a.lstrip("-"))
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        takes_value = nxt is not None and not (nxt.startswith("-") and len(nxt) > 1 and not _is_number(nxt))
+        if takes_value:
+            out.append((key, nxt))
+            i += 2
+        else:
+            out.append((key, "true"))
+            i += 1
+    return out
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def to_llama_ini(prep: Prepared, section: str | None = None) -> str:
+    p = prep.preset
+    name = section or p.name
+    args = prep.to_llama_args("llama-server")
+    # host/port belong to the router command line, not a model section
+    pairs = [(k, v) for k, v in args_to_pairs(args) if k not in ("host", "port", "alias")]
+    merged: dict[str, str] = {}
+    for k, v in pairs:
+        merged[k] = f"{merged[k]},{v}" if k == "override-kv" and k in merged else v
+    lines = [f"; ggufrope preset {p.name!r} exported for llama.cpp (docs/preset.md)",
+             f"; model {prep.model.path}" + (f" (patched copy {prep.run_model})" if prep.run_model != prep.model.path else ""),
+             f"; ctx {prep.n_ctx}" + (" (ctx = auto, resolved on this machine)" if p.ctx == "auto" else ""),
+             "version = 1", "", f"[{name}]"]
+    width = max((len(k) for k in merged), default=0)
+    for k, v in merged.items():
+        if "\n" in v:
+            v = v.replace("\n", "\\\n")
+        lines.append(f"{k.ljust(width)} = {v}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def to_llama_swap(prep: Prepared, server_binary: str = "llama-server") -> str:
+    p = prep.preset
+    args = prep.to_llama_args("llama-server")
+    i = args.index("--port")
+    args[i + 1] = "${PORT}"
+    j = args.index("--host")
+    args[j + 1] = "127.0.0.1"
+    parts = [shlex.quote(server_binary)]
+    k = 0
+    while k < len(args):
+        if args[k].startswith("-") and k + 1 < len(args) and not args[k + 1].startswith("-"):
+            parts.append(f"{args[k]} {_q(args[k + 1])}")
+            k += 2
+        else:
+            parts.append(_q(args[k]))
+            k += 1
+    lines = [f"# ggufrope preset {p.name!r} as a llama-swap model (config.yaml)", "models:",
+             f"  {_yaml_str(p.name)}:", "    cmd: |"]
+    lines += [f"      {x}" for x in parts]
+    if p.description:
+        lines.append(f"    description: {_yaml_str(p.description)}")
+    if p.server.api_key:
+        lines.append(f"    env:\n      - {_yaml_str('LLAMA_API_KEY=' + p.server.api_key)}")
+    return "\n".join(lines) + "\n"
+
+
+def _q(s: str) -> str:
+    return s if s == "${PORT}" else shlex.quote(s)
+
+
+def to_llama_cpp_server(prep: Prepared) -> dict[str, Any]:
+    p = prep.preset
+    kw = prep.to_llama_cpp_kwargs()
+    entry: dict[str, Any] = {"model": kw.pop("model_path"), "model_alias": p.name}
+    over = kw.pop("kv_overrides", None)
+    kw.pop("verbose", None)
+    entry.update(kw)
+    if over:
+        entry["kv_overrides"] = [f"{k}={_kv_type(v)}:{_kv_text(v)}" for k, v in over.items()]
+    cfg: dict[str, Any] = {"host": p.server.host, "port": prep.port or (p.server.port if isinstance(p.server.port, int)
+                                                                       else 8000)}
+    if p.server.api_key:
+        cfg["api_key"] = p.server.api_key
+    cfg["models"] = [entry]
+    return cfg
+
+
+def _kv_type(v: Any) -> str:
+    return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str"
+
+
+def _kv_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def export(prep: Prepared, fmt: str, server_binary: str = "llama-server") -> str:
+    if fmt == "llama-ini":
+        return to_llama_ini(prep)
+    if fmt == "llama-swap":
+        return to_llama_swap(prep, server_binary)
+    if fmt == "llama-cpp-server":
+        return json.dumps(to_llama_cpp_server(prep), indent=2) + "\n"
+    raise ValueError(fmt)
