@@ -45,10 +45,11 @@ def fsync_dir(d: str) -> None:
         os.close(fd)
 
 
-def write(path: str, old_header: bytes, file_size: int) -> str:
-    """Durably save old_header for path; returns the journal's path."""
+def write(path: str, old_header: bytes, file_size: int, offset: int = 0) -> str:
+    """Durably save the bytes about to be overwritten (old_header, at offset) for path;
+    returns the journal's path. Only the changed range is saved, not the whole header."""
     jp = journal_path(path)
-    meta = json.dumps({"size": file_size, "len": len(old_header),
+    meta = json.dumps({"size": file_size, "len": len(old_header), "offset": offset,
                        "sha256": hashlib.sha256(old_header).hexdigest()}).encode()
     tmp = jp + ".tmp"
     try:
@@ -150,6 +151,10 @@ def rollback(path: str) -> str | None:
                 f"(its size is {size}, the edited file's was {meta.get('size')}), so it was not touched")
     try:
         with open(path, "r+b") as f:
+            off = meta.get("offset", 0)
+            if not isinstance(off, int) or off < 0 or off + len(old) > size:
+                raise OSError(22, "journal offset out of range")
+            f.seek(off)
             f.write(old)
             f.flush()
             os.fsync(f.fileno())

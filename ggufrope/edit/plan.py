@@ -65,6 +65,7 @@ class EditPlan:
     data_size: int
     changes: list[Change] = field(default_factory=list)
     unrecorded: list[Change] = field(default_factory=list)  # changes `restore` cannot undo
+    infos_start: int = 0          # offset of the tensor-info table in the new header
 
 
 def _pad_entry(n: int, bo: str) -> bytes:
@@ -81,7 +82,8 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
               record_history: bool = True) -> EditPlan:
     """Plan ops against header. to_new_file plans a copy with fresh reserved space."""
     bo = header.byteorder
-    entries: dict[str, bytes] = {k: header.raw_entry(k) for k in header.fields}
+    # unchanged entries stay zero-copy views of the mapped header until the one final join
+    entries: dict[str, bytes | memoryview] = {k: header.view(f.start, f.end) for k, f in header.fields.items()}
     entries.pop(PAD_KEY, None)
     changes: list[Change] = []
     touched: list[str] = []
@@ -124,49 +126,62 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
 
     D, A = header.data_offset, header.alignment
     if not changes and not to_new_file:
-        return EditPlan(header.path, "noop", header.header_bytes, D, D, header.data_size, [])
+        return EditPlan(header.path, "noop", header.header_bytes, D, D, header.data_size, [],
+                        infos_start=header.kv_end)
 
     with_record = history.record(header, entries, touched) if record_history else entries
-    layout = _layout(header, with_record, to_new_file)
-    if layout is None and with_record is not entries and not to_new_file:
+    pad = None if to_new_file else _fit(header, with_record)
+    unrecorded: list[Change] = []
+    if pad is None and with_record is not entries and not to_new_file:
         # The undo record does not fit but the edit itself does (a same-size change in a file
         # without spare header space): edit in place rather than copy a whole model for
         # bookkeeping; the CLI prints the original values instead.
-        layout = _layout(header, entries, False)
-        if layout is not None:
-            return EditPlan(header.path, "inplace", layout, D, D, header.data_size, changes,
-                            unrecorded=[c for c in changes if not c.key.startswith(history.OWN_PREFIX)])
-    if layout is not None:
-        return EditPlan(header.path, "inplace", layout, D, D, header.data_size, changes)
-    hdr = _build(header, with_record, None)
-    new_d = align_up(len(hdr) + _PAD_OVERHEAD + RESERVE, A)
-    hdr = _build(header, with_record, new_d - len(hdr) - _PAD_OVERHEAD)
-    assert len(hdr) == new_d
-    return EditPlan(header.path, "copy", hdr, D, new_d, header.data_size, changes)
+        pad = _fit(header, entries)
+        if pad is not None:
+            with_record = entries
+            unrecorded = [c for c in changes if not c.key.startswith(history.OWN_PREFIX)]
+    if pad is not None:
+        hdr, infos_start = _build(header, with_record, None if pad < 0 else pad, D)
+        return EditPlan(header.path, "inplace", hdr, D, D, header.data_size, changes, unrecorded, infos_start)
+    bare = _kv_size(with_record) + 24 + (header.infos_end - header.kv_end)
+    # keep the data at the same offset modulo 4096 so the kernel can reflink the tensor
+    # data on filesystems that share extents (XFS, btrfs); costs < 4 KiB of extra reserve
+    step = max(A, 4096)
+    need = bare + _PAD_OVERHEAD + RESERVE
+    new_d = D + align_up(max(need - D, 0), step)
+    hdr, infos_start = _build(header, with_record, new_d - bare - _PAD_OVERHEAD, new_d)
+    return EditPlan(header.path, "copy", hdr, D, new_d, header.data_size, changes, [], infos_start)
 
 
-def _build(header: GGUFHeader, entries: dict[str, bytes], pad: int | None) -> bytes:
+def _kv_size(entries: dict) -> int:
+    return sum(len(e) for e in entries.values())
+
+
+def _fit(header: GGUFHeader, entries: dict) -> int | None:
+    """How entries fit in place before the old data offset: -1 = without a padding key (the
+    gap, under one alignment, is zeros), n >= 0 = with a padding key of n spaces, None = not."""
+    D, A = header.data_offset, header.alignment
+    bare = 24 + _kv_size(entries) + (header.infos_end - header.kv_end)
+    window = A if header.tensors else 1
+    if D - window < bare <= D:
+        return -1
+    if bare + _PAD_OVERHEAD <= D:
+        return D - bare - _PAD_OVERHEAD
+    return None
+
+
+def _build(header: GGUFHeader, entries: dict, pad: int | None, total: int) -> tuple[bytes, int]:
+    """The whole header (zero-filled up to total) and the offset of its tensor-info table."""
     bo = header.byteorder
     n_kv = len(entries) + (pad is not None)
-    pre = header.raw(0, 8) + struct.pack(bo + "QQ", len(header.tensors), n_kv)
-    kv = b"".join(entries.values()) + (_pad_entry(pad, bo) if pad is not None else b"")
-    return pre + kv + header.tensor_info_bytes
-
-
-def _layout(header: GGUFHeader, entries: dict[str, bytes], to_new_file: bool) -> bytes | None:
-    """The in-place header for entries, or None if it does not fit."""
-    if to_new_file:
-        return None
-    D, A = header.data_offset, header.alignment
-    bare = _build(header, entries, None)
-    window = A if header.tensors else 1
-    if D - window < len(bare) <= D:
-        return bare + b"\0" * (D - len(bare))
-    if len(bare) + _PAD_OVERHEAD <= D:
-        hdr = _build(header, entries, D - len(bare) - _PAD_OVERHEAD)
-        assert len(hdr) == D
-        return hdr
-    return None
+    parts = [header.raw(0, 8), struct.pack(bo + "QQ", len(header.tensors), n_kv), *entries.values()]
+    if pad is not None:
+        parts.append(_pad_entry(pad, bo))
+    infos_start = sum(len(x) for x in parts)
+    parts.append(header.view(header.kv_end, header.infos_end))
+    hdr = b"".join(parts)
+    assert len(hdr) <= total, (len(hdr), total)
+    return hdr + b"\0" * (total - len(hdr)), infos_start
 
 
 def _render_raw(header: GGUFHeader, key: str, raw: bytes) -> str:

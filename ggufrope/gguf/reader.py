@@ -180,6 +180,10 @@ class GGUFHeader:
     def raw(self, start: int, end: int) -> bytes:
         return bytes(self._buf[start:end])
 
+    def view(self, start: int, end: int) -> memoryview:
+        """Zero-copy bytes of the header (valid until close)."""
+        return memoryview(self._buf)[start:end]
+
     def raw_entry(self, key: str) -> bytes:
         f = self.fields[key]
         return self.raw(f.start, f.end)
@@ -235,7 +239,10 @@ class GGUFHeader:
     def close(self) -> None:
         buf, self._buf = self._buf, None
         if isinstance(buf, mmap.mmap):
-            buf.close()
+            try:
+                buf.close()
+            except BufferError:
+                pass  # views of it still live (e.g. in an exception's frames): unmapped when they go
 
     def __enter__(self) -> GGUFHeader:
         return self
@@ -282,6 +289,57 @@ def read_header(path: str | os.PathLike, check_data: bool = True) -> GGUFHeader:
         if isinstance(buf, mmap.mmap):
             buf.close()
         raise
+
+
+def _tensor_infos(cur: _Cursor, off: int, n_tensors: int) -> tuple[list[TensorInfo], int]:
+    buf = cur.buf
+    tensors: list[TensorInfo] = []
+    names: set[str] = set()
+    u64 = cur.u64
+    for i in range(n_tensors):
+        start = off
+        raw_name, off = cur.read_string(off, f"name of tensor #{i}")
+        name = raw_name.decode("utf-8", "surrogateescape")
+        if len(raw_name) >= GGML_MAX_NAME:
+            raise cur.fail(start, f"tensor name {name[:80]!r} is too long ({len(raw_name)} >= {GGML_MAX_NAME})")
+        if name in names:
+            raise cur.fail(start, f"duplicate tensor name {name!r}")
+        names.add(name)
+        n_dims = cur.read_u32(off, f"dimension count of tensor {name!r}")
+        if n_dims > GGML_MAX_DIMS:
+            raise cur.fail(off, f"tensor {name!r} has {n_dims} dimensions (max {GGML_MAX_DIMS})")
+        off += 4
+        cur.need(off, 8 * n_dims + 12, f"info of tensor {name!r}")
+        shape = tuple(cur.i64.unpack_from(buf, off + 8 * j)[0] for j in range(n_dims))
+        off += 8 * n_dims
+        if any(d < 0 for d in shape):
+            raise cur.fail(start, f"tensor {name!r} has a negative dimension {shape}")
+        # ggml checks every running product against INT64_MAX, so a zero dimension after an
+        # overflowing prefix is still refused (gguf.cpp gguf_init_from_reader)
+        nel = 1
+        for d in shape:
+            nel *= d
+            if nel >= 2**63:
+                raise cur.fail(start, f"tensor {name!r} has too many elements {shape}")
+        gtype = cur.u32.unpack_from(buf, off)[0]
+        if gtype >= GGML_TYPE_COUNT or gtype not in GGMLType._value2member_map_:
+            raise cur.fail(off, f"tensor {name!r} has unknown ggml type {gtype}")
+        blck = GGML_BLOCK[GGMLType(gtype)][0]
+        row = shape[0] if shape else 1
+        if row % blck:
+            raise cur.fail(start, f"tensor {name!r} row of {row} is not a multiple of the "
+                                  f"{GGMLType(gtype).name} block size {blck}")
+        offset = u64.unpack_from(buf, off + 4)[0]
+        off += 12
+        tensors.append(TensorInfo(name, shape, gtype, offset))
+    return tensors, off
+
+
+def parse_tensor_infos(buf, offset: int, n_tensors: int, byteorder: str = "<",
+                       path: str = "<buffer>") -> tuple[list[TensorInfo], int]:
+    """Only the tensor-info table starting at offset: (tensors, offset past the table).
+    Used to re-read a header just written without walking its key/values again."""
+    return _tensor_infos(_Cursor(buf, len(buf), path, byteorder), offset, n_tensors)
 
 
 def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True) -> GGUFHeader:
@@ -342,45 +400,7 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         if alignment == 0 or alignment & (alignment - 1):
             raise cur.fail(af.start, f"{ALIGNMENT_KEY} {alignment} is not a power of 2")
 
-    tensors: list[TensorInfo] = []
-    names: set[str] = set()
-    u64 = cur.u64
-    for i in range(n_tensors):
-        start = off
-        raw_name, off = cur.read_string(off, f"name of tensor #{i}")
-        name = raw_name.decode("utf-8", "surrogateescape")
-        if len(raw_name) >= GGML_MAX_NAME:
-            raise cur.fail(start, f"tensor name {name[:80]!r} is too long ({len(raw_name)} >= {GGML_MAX_NAME})")
-        if name in names:
-            raise cur.fail(start, f"duplicate tensor name {name!r}")
-        names.add(name)
-        n_dims = cur.read_u32(off, f"dimension count of tensor {name!r}")
-        if n_dims > GGML_MAX_DIMS:
-            raise cur.fail(off, f"tensor {name!r} has {n_dims} dimensions (max {GGML_MAX_DIMS})")
-        off += 4
-        cur.need(off, 8 * n_dims + 12, f"info of tensor {name!r}")
-        shape = tuple(cur.i64.unpack_from(buf, off + 8 * j)[0] for j in range(n_dims))
-        off += 8 * n_dims
-        if any(d < 0 for d in shape):
-            raise cur.fail(start, f"tensor {name!r} has a negative dimension {shape}")
-        # ggml checks every running product against INT64_MAX, so a zero dimension after an
-        # overflowing prefix is still refused (gguf.cpp gguf_init_from_reader)
-        nel = 1
-        for d in shape:
-            nel *= d
-            if nel >= 2**63:
-                raise cur.fail(start, f"tensor {name!r} has too many elements {shape}")
-        gtype = cur.u32.unpack_from(buf, off)[0]
-        if gtype >= GGML_TYPE_COUNT or gtype not in GGMLType._value2member_map_:
-            raise cur.fail(off, f"tensor {name!r} has unknown ggml type {gtype}")
-        blck = GGML_BLOCK[GGMLType(gtype)][0]
-        row = shape[0] if shape else 1
-        if row % blck:
-            raise cur.fail(start, f"tensor {name!r} row of {row} is not a multiple of the "
-                                  f"{GGMLType(gtype).name} block size {blck}")
-        offset = u64.unpack_from(buf, off + 4)[0]
-        off += 12
-        tensors.append(TensorInfo(name, shape, gtype, offset))
+    tensors, off = _tensor_infos(cur, off, n_tensors)
     infos_end = off
 
     data_offset = align_up(infos_end, alignment) if n_tensors else infos_end
