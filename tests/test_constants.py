@@ -4,23 +4,34 @@ import re
 
 import pytest
 
-gguf = pytest.importorskip("gguf")
+import importlib.util
+import os
+
+
+@pytest.fixture(scope="module")
+def gguf(llama_src):
+    """gguf-py's constants from the llama.cpp tree we build (PyPI's gguf lags behind ggml)."""
+    spec = importlib.util.spec_from_file_location(
+        "vendored_gguf_constants", os.path.join(llama_src, "gguf-py", "gguf", "constants.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 from ggufrope.gguf.constants import FILE_TYPES, GGML_BLOCK, GGMLType, ValueType  # noqa: E402
 from ggufrope.settings.keys import ROPE_KEYS  # noqa: E402
 
 
-def test_value_types_equal_gguf_py():
+def test_value_types_equal_gguf_py(gguf):
     assert {t.name: t.value for t in ValueType} == {t.name: t.value for t in gguf.GGUFValueType}
 
 
-def test_ggml_types_and_block_sizes_equal_gguf_py():
+def test_ggml_types_and_block_sizes_equal_gguf_py(gguf):
     ours = {t.name: (t.value, GGML_BLOCK[t]) for t in GGMLType}
     theirs = {t.name: (t.value, gguf.GGML_QUANT_SIZES[t]) for t in gguf.GGMLQuantizationType}
     assert ours == theirs
 
 
-def test_file_types_equal_gguf_py():
+def test_file_types_equal_gguf_py(gguf):
     assert FILE_TYPES == {t.value: t.name for t in gguf.LlamaFileType}
 
 
@@ -32,7 +43,7 @@ def test_rope_key_names_are_llama_cpp_names(llama_src):
         assert rk.suffix in names, rk.suffix
 
 
-def test_rope_key_types_match_gguf_py_writer():
+def test_rope_key_types_match_gguf_py_writer(gguf):
     """gguf-py's Keys table names the same keys; its writer methods use the same types."""
     k = gguf.Keys.Rope
     table = {rk.suffix: rk for rk in ROPE_KEYS}

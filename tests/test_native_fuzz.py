@@ -20,16 +20,8 @@ it occurs (`verdict`):
 * ggml computes a quantized tensor's byte size as ne0*type_size/block in size_t, which wraps
   for rows of >= 2^64/type_size elements (ggml.c ggml_nbytes); ggufrope's size is the exact one.
 
-Known bugs, not documented differences: ggufrope.gguf.constants copies gguf-py 0.19.0 from PyPI
-(and test_constants.py checks it against that), which is older than the llama.cpp ggufrope
-builds (0c1e570, whose own gguf-py/gguf/constants.py agrees with ggml):
-* type 42 (Q2_0, block 64, 18 bytes; ggml.h GGML_TYPE_COUNT = 43) is missing, so ggufrope
-  refuses files with Q2_0 tensors that llama.cpp loads;
-* Q8_1 blocks are 36 bytes in ggml (two ggml_half + 32 int8), 40 in ggufrope's GGML_BLOCK, so
-  sizes and the offsets after a Q8_1 tensor disagree.
-test_every_ggml_type_id[9-Q8_1] and [42-Q2_0] are strict xfails for them, and `verdict` counts
-them as "known-bug:..." only where that tensor type is the reason (remove all of it when the
-table is fixed).
+The type table (ggufrope.gguf.constants) is checked against this llama.cpp's own gguf-py;
+every ggml type id 0..44 is compared below.
 """
 from __future__ import annotations
 
@@ -81,12 +73,10 @@ def same_items(vt: VT, mine: list, theirs: list) -> bool:
 
 
 # ggml's byte size per block where ggufrope's table is stale (see the module docstring)
-GGML_Q8_1 = (32, 36)   # ggml-common.h block_q8_1: two ggml_half + 32 int8 (ggufrope: 40)
 
 
-def compare(h: GGUFHeader, doc: dict, q8_1_as_ggml: bool = False) -> None:
-    """Assert that ggufrope's header and the oracle's report agree on everything
-    (q8_1_as_ggml: expect ggml's Q8_1 block size instead of ggufrope's)."""
+def compare(h: GGUFHeader, doc: dict) -> None:
+    """Assert that ggufrope's header and the oracle's report agree on everything"""
     assert doc["ok"], doc
     assert (doc["version"], doc["alignment"], doc["data_offset"], doc["n_kv"], doc["n_tensors"]) == \
         (h.version, h.alignment, h.data_offset, len(h.fields), len(h.tensors))
@@ -107,10 +97,7 @@ def compare(h: GGUFHeader, doc: dict, q8_1_as_ggml: bool = False) -> None:
             shape.pop()
         assert (ti["name"], ti["type"], ti["type_id"]) == (cut(t.name), t.type_name, t.ggml_type), where
         assert (ti["ne"], ti["shape"]) == (ne, shape), where
-        size = t.nbytes
-        if q8_1_as_ggml and t.ggml_type == GGMLType.Q8_1:
-            size = math.prod(t.shape) // GGML_Q8_1[0] * GGML_Q8_1[1]
-        assert (ti["offset"], ti["size"]) == (t.offset, size), where
+        assert (ti["offset"], ti["size"]) == (t.offset, t.nbytes), where
 
 
 def oracle_file(bin_dir: str, path: str) -> dict:
@@ -131,16 +118,8 @@ def verdict(buf: bytes, doc: dict) -> str:
         h = parse_header(buf, len(buf), "<f>", check_data=False)
     except GGUFFormatError as e:
         h, err = None, str(e)
-    has_q8_1 = any(t["type_id"] == GGMLType.Q8_1 for t in doc.get("tensors", ())) or \
-        (h is not None and any(t.ggml_type == GGMLType.Q8_1 for t in h.tensors))
     if h is not None and doc["ok"]:
-        try:
-            compare(h, doc)
-        except AssertionError:
-            if not has_q8_1:
-                raise
-            compare(h, doc, q8_1_as_ggml=True)  # the stale Q8_1 size is the only difference
-            return "known-bug:q8_1"
+        compare(h, doc)
         return "agree-accept"
     if h is None and not doc["ok"]:
         return "agree-reject"
@@ -151,8 +130,6 @@ def verdict(buf: bytes, doc: dict) -> str:
         if any(f.item_type == VT.ARRAY for f in h.fields.values()):
             assert f"has invalid GGUF type {int(VT.ARRAY)}" in doc["error"], doc["error"]
             return "documented:nested-array"
-        if has_q8_1 and re.search(r"tensor '.*' has offset \d+, expected \d+", doc["error"]):
-            return "known-bug:q8_1"
         raise AssertionError(f"ggml refuses what ggufrope accepts: {doc['error']}")
     m = _NON_UTF8_KEY.search(err)  # only ggufrope refuses
     if m:
@@ -163,11 +140,7 @@ def verdict(buf: bytes, doc: dict) -> str:
             raw.decode("utf-8")
         assert doc["kv"][i]["key"] == cut(raw.decode("utf-8", "surrogateescape")), doc["kv"][i]
         return "documented:non-utf8-key"
-    if "unknown ggml type 42 " in err:
-        assert any(t["type_id"] == 42 and t["type"] == "Q2_0" for t in doc["tensors"]), doc["tensors"]
-        return "known-bug:q2_0"
-    if has_q8_1 and re.search(r"has data offset \d+, expected \d+$", err):
-        return "known-bug:q8_1"
+
     raise AssertionError(f"ggufrope refuses what ggml accepts: {err}")
 
 
@@ -367,14 +340,7 @@ def _type_params():
     out = []
     for tid in range(45):
         name = GGMLType(tid).name if tid in GGMLType._value2member_map_ else ("Q2_0" if tid == 42 else "none")
-        marks = []
-        if tid == 42:
-            marks = [pytest.mark.xfail(strict=True, reason="Q2_0 (ggml.h 0c1e570) is missing from "
-                                       "ggufrope.gguf.constants.GGMLType / GGML_BLOCK")]
-        elif tid == GGMLType.Q8_1:
-            marks = [pytest.mark.xfail(strict=True, reason="ggufrope's GGML_BLOCK has Q8_1 blocks of 40 bytes "
-                                       "(gguf-py 0.19.0); ggml's block_q8_1 is 36")]
-        out.append(pytest.param(tid, marks=marks, id=f"{tid}-{name}"))
+        out.append(pytest.param(tid, id=f"{tid}-{name}"))
     return out
 
 

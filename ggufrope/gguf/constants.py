@@ -1,7 +1,9 @@
 """GGUF format constants, kept here so the header path imports neither numpy nor gguf-py.
 
 Spec: ggml/docs/gguf.md ("File Structure"); values mirror ggml/include/gguf.h and
-ggml/include/ggml.h. tests/test_constants.py checks these tables equal gguf-py's.
+ggml/include/ggml.h of the llama.cpp we build (0c1e570). tests/test_constants.py checks them
+against that tree's own gguf-py (vendor/llama.cpp/gguf-py), which matches ggml; PyPI's gguf 0.19.0
+is older (no Q2_0, Q8_1 blocks of 40 bytes).
 """
 from __future__ import annotations
 
@@ -103,14 +105,15 @@ class GGMLType(IntEnum):
     MXFP4 = 39
     NVFP4 = 40
     Q1_0 = 41
+    Q2_0 = 42
 
 
-GGML_TYPE_COUNT = 42  # ggml.h GGML_TYPE_COUNT: ids >= this are rejected by ggml
+GGML_TYPE_COUNT = 43  # ggml.h GGML_TYPE_COUNT: ids >= this are rejected by ggml
 
 # (block size in elements, bytes per block): ggml/src/ggml.c type_traits
 GGML_BLOCK: dict[GGMLType, tuple[int, int]] = {
     GGMLType.F32: (1, 4), GGMLType.F16: (1, 2), GGMLType.Q4_0: (32, 18), GGMLType.Q4_1: (32, 20),
-    GGMLType.Q5_0: (32, 22), GGMLType.Q5_1: (32, 24), GGMLType.Q8_0: (32, 34), GGMLType.Q8_1: (32, 40),
+    GGMLType.Q5_0: (32, 22), GGMLType.Q5_1: (32, 24), GGMLType.Q8_0: (32, 34), GGMLType.Q8_1: (32, 36),
     GGMLType.Q2_K: (256, 84), GGMLType.Q3_K: (256, 110), GGMLType.Q4_K: (256, 144),
     GGMLType.Q5_K: (256, 176), GGMLType.Q6_K: (256, 210), GGMLType.Q8_K: (256, 292),
     GGMLType.IQ2_XXS: (256, 66), GGMLType.IQ2_XS: (256, 74), GGMLType.IQ3_XXS: (256, 98),
@@ -119,6 +122,7 @@ GGML_BLOCK: dict[GGMLType, tuple[int, int]] = {
     GGMLType.I32: (1, 4), GGMLType.I64: (1, 8), GGMLType.F64: (1, 8), GGMLType.IQ1_M: (256, 56),
     GGMLType.BF16: (1, 2), GGMLType.TQ1_0: (256, 54), GGMLType.TQ2_0: (256, 66),
     GGMLType.MXFP4: (32, 17), GGMLType.NVFP4: (64, 36), GGMLType.Q1_0: (128, 18),
+    GGMLType.Q2_0: (64, 18),
 }
 
 # llama_ftype (llama.h) as written in general.file_type
@@ -131,7 +135,7 @@ FILE_TYPES: dict[int, str] = {
     25: "MOSTLY_IQ4_NL", 26: "MOSTLY_IQ3_S", 27: "MOSTLY_IQ3_M", 28: "MOSTLY_IQ2_S",
     29: "MOSTLY_IQ2_M", 30: "MOSTLY_IQ4_XS", 31: "MOSTLY_IQ1_M", 32: "MOSTLY_BF16",
     36: "MOSTLY_TQ1_0", 37: "MOSTLY_TQ2_0", 38: "MOSTLY_MXFP4_MOE", 39: "MOSTLY_NVFP4",
-    40: "MOSTLY_Q1_0", 1024: "GUESSED",
+    40: "MOSTLY_Q1_0", 41: "MOSTLY_Q2_0", 1024: "GUESSED",
 }
 
 

@@ -60,7 +60,7 @@ ROPE_KEYS: tuple[RopeKey, ...] = (
     RopeKey("yarn_attn_factor", "rope.scaling.yarn_attn_factor", ValueType.FLOAT32,
             "1.0 (recomputed from the factor when ext_factor != 0)", "--yarn-attn-factor",
             read_by=frozenset({"grok"})),
-    RopeKey("yarn_beta_fast", "rope.scaling.yarn_beta_fast", ValueType.FLOAT32, "32",
+    RopeKey("yarn_beta_fast", "rope.scaling.yarn_beta_fast", ValueType.FLOAT32, "32 (8 for grok)",
             "--yarn-beta-fast", read_by=_GROK_MISTRAL3),
     RopeKey("yarn_beta_slow", "rope.scaling.yarn_beta_slow", ValueType.FLOAT32, "1",
             "--yarn-beta-slow", read_by=_GROK_MISTRAL3),
