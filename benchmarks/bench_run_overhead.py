@@ -61,11 +61,11 @@ def main() -> None:
         res["dry"].append(timed(run + ["--dry-run"], env))
         res["python"].append(timed([sys.executable, "-c", "pass"], env))
         # the CLI framework's floor: typer 0.29 coerces every option through pydantic
-        res["typer"].append(timed([sys.executable, "-c", "import typer, typer._adapters"], env))
+        res["typer"].append(timed([sys.executable, "-c", "import typer"], env))
     med = {k: statistics.median(v) * 1000 for k, v in res.items()}
     rows = [("llama-completion (direct)", "direct"), ("ggufrope run --prompt", "run"),
             ("ggufrope run --dry-run", "dry"), ("python -c pass (interpreter)", "python"),
-            ("import typer + its pydantic layer", "typer")]
+            ("import typer", "typer")]
     for label, k in rows:
         print(f"{label:<32} median {med[k]:8.1f} ms   (min {min(res[k]) * 1000:.1f}, max {max(res[k]) * 1000:.1f})")
     added = med["run"] - med["direct"]
