@@ -72,7 +72,8 @@ def _progress(task: str):
             if r.get("same_as"):
                 what += f" (same run as {r['same_as']})"
             elif st == "ok":
-                what += f" ({r['seconds']:.1f}s, {r.get('prompt_tokens') or ''} tok)".replace(", )", ")")
+                tok = f", {r['prompt_tokens']} tok" if r.get("prompt_tokens") else ""
+                what += f" ({r['seconds']:.1f}s{tok})"
             sys.stderr.write(f"[{e.index:>{w}}/{e.total}] {e.cell.label()}: {what} | left: {e.to_run} runs, "
                              f"ETA {_dur(e.eta_s)}, elapsed {_dur(time.monotonic() - t0)}\n")
         sys.stderr.flush()
