@@ -95,8 +95,13 @@ def measure_one(binaries: Mapping[str, str], model: str, ctx: int, kv: str, spec
     rec["bench_seconds"] = round(r.seconds, 2)
     rec["peak_rss_mib"] = None if r.peak_rss_bytes is None else round(r.peak_rss_bytes / 2**20, 1)
     n_ctx = ctx + spec.n_prompt + spec.n_gen
-    p = runner(kv_probe_argv(binaries["llama-completion"], model, n_ctx, kv), None, None)
-    log = p.stdout + "\n" + p.stderr
+    # the KV line comes through llama.cpp's async logger, whose tail can be lost at exit
+    # (engine.ATTEMPTS): repeat the probe (one token, a second or so) until the last line arrived
+    for _ in range(engine.ATTEMPTS):
+        p = runner(kv_probe_argv(binaries["llama-completion"], model, n_ctx, kv), None, None)
+        log = p.stdout + "\n" + p.stderr
+        if engine._TOTAL.search(log):
+            break
     m = engine._KV.search(log)
     cells = int(m.group(2)) if m else n_ctx
     rec.update(n_ctx=n_ctx, kv_cells=cells, kv_log_mib=float(m.group(1)) if m else None)
