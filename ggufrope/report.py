@@ -1,7 +1,6 @@
 """What `inspect` reports about a model: facts gathered from the header, as plain data."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ggufrope.edit import history
@@ -108,6 +107,3 @@ def metadata_diff(a: str, b: str) -> list[dict[str, Any]]:
                         "b": f"{len(hb.tensors)} tensors, differs"})
     return out
 
-
-def same_file(a: str, b: str) -> bool:
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)

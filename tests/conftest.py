@@ -67,12 +67,8 @@ def run_cli(*args: str, env_extra: dict | None = None, check: bool = False,
 
 
 def file_digest(path: str) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    from ggufrope.models import sha256_file
+    return sha256_file(path)
 
 
 def tensor_digests(path: str) -> dict[str, tuple]:

@@ -7,7 +7,7 @@ from typing import Callable
 from ggufrope.edit import history, journal
 from ggufrope.edit.apply import Progress, apply_copy, apply_inplace, locked
 from ggufrope.edit.plan import EditPlan, RemoveKey, SetRaw, plan_edit
-from ggufrope.errors import EditError, FileAccessError
+from ggufrope.errors import EditError
 from ggufrope.gguf import GGUFHeader, read_header
 from ggufrope.gguf.splits import first_split, is_split
 
@@ -78,7 +78,3 @@ def restore_file(path: str, out: str | None = None, dry_run: bool = False,
     return patch_file(path, restore_ops, out=out, in_place=out is None, dry_run=dry_run,
                       record_history=False, progress=progress)
 
-
-def require_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise FileAccessError(f"{path}: no such file")

@@ -78,9 +78,6 @@ def _unlink(p: str) -> None:
         pass
 
 
-def pending(path: str) -> bool:
-    return os.path.exists(journal_path(path))
-
 
 def recover(path: str) -> str | None:
     """Roll back an interrupted in-place edit of path. Returns what was done, or None.

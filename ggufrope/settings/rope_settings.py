@@ -28,12 +28,13 @@ def fmt_float(v: float) -> str:
     """Shortest text that reads back as the same float32 (what the file stores)."""
     for digits in range(6, 10):
         s = f"{v:.{digits}g}"
-        if _f32(float(s)) == _f32(v):
+        if f32(float(s)) == f32(v):
             return s
     return repr(v)
 
 
-def _f32(v: float) -> float:
+def f32(v: float) -> float:
+    """v rounded to float32, as the file stores it."""
     import struct
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
@@ -172,7 +173,7 @@ class RopeSettings:
             kw["rope_scaling_type"] = LLAMA_ROPE_SCALING_IDS[self.scaling_type]
         if self.scaling_factor is not None or self.scale_linear is not None:
             # as llama.cpp computes it from the f32 file value / --rope-scale: 1.0f / factor
-            kw["rope_freq_scale"] = 1.0 / _f32(self.factor)
+            kw["rope_freq_scale"] = 1.0 / f32(self.factor)
         if self.freq_base is not None:
             kw["rope_freq_base"] = self.freq_base
         if self.original_context_length is not None:
