@@ -68,3 +68,9 @@ class EngineError(GgufropeError):
     """A llama.cpp process (or llama-cpp-python) failed to start or died while starting."""
 
     exit_code = 11
+
+
+class WorkerError(GgufropeError):
+    """A llama.cpp RPC worker does not answer, speaks another protocol version, or went away."""
+
+    exit_code = 12

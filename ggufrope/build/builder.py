@@ -65,7 +65,7 @@ def commands(spec: BuildSpec, source: SourceInfo, bdir: str, repo_root: str, job
         configure += ["-G", generator]
     version = (source.build_number if source.build_number != "unknown" else "0", source.commit)
     configure += spec.cmake_args(source.path, source.has_fa_quants_option, version, platform.machine())
-    build = ["cmake", "--build", os.path.join(bdir, "build"), "--parallel", str(jobs), "--target", *spec.targets]
+    build = ["cmake", "--build", os.path.join(bdir, "build"), "--parallel", str(jobs), "--target", *spec.build_targets]
     return configure, build
 
 
@@ -152,11 +152,11 @@ def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress:
     t0 = time.monotonic()
     log(f"configuring {spec.name()} ({source.path} @ {source.commit}); log: {log_path}")
     _run_logged(configure, log_path, env, None, "cmake configure")
-    log(f"building {len(spec.targets)} targets")
+    log(f"building {len(spec.build_targets)} targets")
     _run_logged(build_cmd, log_path, env, progress, "build")
     bin_dir = os.path.join(bdir, "build", "bin")
-    bins = {t: os.path.join(bin_dir, t) for t in spec.targets if os.path.exists(os.path.join(bin_dir, t))}
-    missing = [t for t in spec.targets if t not in bins]
+    bins = {t: os.path.join(bin_dir, t) for t in spec.build_targets if os.path.exists(os.path.join(bin_dir, t))}
+    missing = [t for t in spec.build_targets if t not in bins]
     if missing:
         raise BuildError(f"build finished without {', '.join(missing)}; full log: {log_path}")
     res = BuildResult(bdir, bin_dir, spec, source, bins, time.monotonic() - t0, False)

@@ -23,6 +23,10 @@ PORTABLE_X86 = ("-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_
 LLAMA_TARGETS = ("llama-cli", "llama-completion", "llama-server", "llama-bench", "llama-perplexity")
 NATIVE_TARGETS = ("ggufrope-probe", "ggufrope-rope-angles", "ggufrope-gguf-oracle")
 RPC_TARGET = "ggml-rpc-server"
+# ggufrope's worker (native/rpc_worker.cpp): ggml-rpc-server's engine with a capacity cap. Built
+# with every RPC build (build_targets) but not part of the spec's cache key, so adding it did not
+# orphan the RPC builds made before it existed.
+RPC_WORKER_TARGET = "ggufrope-rpc-worker"
 
 
 def parse_kv_pairs(square: list[str] | None = None, pairs: list[str] | None = None) -> tuple[str, ...] | str:
@@ -123,6 +127,12 @@ class BuildSpec:
             args.append("-DGGML_METAL=OFF")
         args.append(f"-DGGML_RPC={'ON' if self.rpc else 'OFF'}")
         return args
+
+    @property
+    def build_targets(self) -> tuple[str, ...]:
+        """What cmake --build makes: the targets, plus the ggufrope RPC worker in an RPC build."""
+        extra = (RPC_WORKER_TARGET,) if self.rpc and RPC_WORKER_TARGET not in self.targets else ()
+        return tuple(self.targets) + extra
 
     def to_dict(self) -> dict:
         d = asdict(self)

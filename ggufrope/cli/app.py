@@ -21,7 +21,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 def _register() -> None:
     # each command lives in its own module; importing it registers it on `app`
     from ggufrope.cli import build_cmd, demo_cmd, edit_cmds, eval_cmd, inspect_cmd, verify_cmd, plan_cmd  # noqa: F401
-    from ggufrope.cli import presets_cmd, run_cmd  # noqa: F401
+    from ggufrope.cli import presets_cmd, run_cmd, worker_cmd  # noqa: F401
 
 
 def main() -> None:

@@ -75,9 +75,12 @@ def build_cmd(
                                                         "this spec too."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     for_preset: Optional[str] = typer.Option(None, "--for-preset", help="Build what this preset needs "
-                                             "(its build.backend and build.kv_pairs)."),
+                                             "(its build.backend and build.kv_pairs; RPC when it lists workers)."),
+    workers: Optional[str] = typer.Option(None, "--workers", help="RPC workers HOST:PORT,... to check against this "
+                                          "build's llama.cpp (RPC protocol version); implies --rpc."),
 ) -> None:
-    """Build (or return the cached build of) a spec; prints its bin dir."""
+    """Build (or return the cached build of) a spec; prints its bin dir. With --workers (or a
+    preset that lists rpc workers), checks that they speak this build's RPC protocol."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = dict(backend=backend, rpc=rpc, cpu=cpu, cuda_archs=cuda_archs, kv=kv, kv_pairs=kv_pairs,
                        build_type=build_type, targets=targets, source=source)
@@ -85,12 +88,17 @@ def build_cmd(
     from ggufrope.build import builder
     from ggufrope.build.smoke import smoke_test
     from ggufrope.build.source import resolve_source
-    spec = _spec(backend, rpc, cpu, cuda_archs, kv, kv_pairs, build_type, targets)
+    from ggufrope.rpc import parse_endpoints
+    eps = list(parse_endpoints(workers)) if workers else []
+    spec = _spec(backend, rpc or bool(eps), cpu, cuda_archs, kv, kv_pairs, build_type, targets)
     if for_preset:
         from dataclasses import replace
         from ggufrope.presets import load_preset
-        need = load_preset(for_preset, os.environ).build_spec()
-        spec = replace(spec, backend=need.backend, kv_pairs=need.kv_pairs)
+        pre = load_preset(for_preset, os.environ)
+        need = pre.build_spec()
+        spec = _spec(need.backend, need.rpc or bool(eps), cpu, cuda_archs, kv, kv_pairs, build_type, targets)
+        spec = replace(spec, kv_pairs=need.kv_pairs)
+        eps += [e for e in parse_endpoints(list(pre.rpc)) if e not in eps]
     src = resolve_source(source, os.environ, log=note)
     bdir = builder.build_dir(spec, src)
     if dry_run:
@@ -102,14 +110,43 @@ def build_cmd(
             _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
         return
     res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test)
+    checks = _check_workers(src, eps) if eps else []
     if as_json:
-        print_json(res.to_dict())
-        return
-    how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
-    echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
-    echo(res.bin_dir)
+        print_json({**res.to_dict(), **({"workers": checks} if eps else {})})
+    else:
+        how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
+        echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
+        echo(res.bin_dir)
+        for c in checks:
+            echo(f"worker {c['endpoint']}: {c['verdict']}: {c['message']}")
     if python:
         _python_engine(spec, src, res.bin_dir, dry_run=False)
+    bad = [c for c in checks if c["verdict"] in ("incompatible", "unreachable")]
+    if bad:
+        from ggufrope.errors import WorkerError
+        raise WorkerError(f"RPC worker {bad[0]['endpoint']}: {bad[0]['message']}"
+                          + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
+def _check_workers(src, eps) -> list[dict]:
+    """Each worker's RPC protocol against this build's llama.cpp tree. The protocol version is
+    what a worker can tell about its llama.cpp over the wire; equal versions are what llama.cpp
+    itself requires to talk (the patch number moves with every change to the graph ops)."""
+    from ggufrope.errors import WorkerError
+    from ggufrope.rpc import compatibility, probe_all, source_proto_version
+    local = source_proto_version(src.path)
+    out = []
+    for ep, r in zip(eps, probe_all(eps)):
+        if isinstance(r, WorkerError):
+            out.append({"endpoint": str(ep), "verdict": "unreachable", "message": str(r).split(": ", 1)[-1]})
+            continue
+        verdict, why = compatibility(local, r.version)
+        if verdict == "same":
+            why = (f"same RPC protocol {local} as this build (llama.cpp {src.commit}); the protocol version is "
+                   f"what the wire tells, so build both from the same llama.cpp commit to be sure")
+        out.append({"endpoint": str(ep), "verdict": verdict, "message": why, "protocol": str(r.version),
+                    "local_protocol": str(local)})
+    return out
 
 
 def _python_engine(spec, src, bin_dir: str, dry_run: bool) -> None:

@@ -21,6 +21,8 @@ MODEL = typer.Option(None, "--model", help="The GGUF file to run (overrides the 
 CTX = typer.Option(None, "--ctx", help='Context size in tokens, or "auto" (overrides ctx).')
 CTK = typer.Option(None, "--cache-type-k", help="K cache type (f16, q8_0, q4_0, ...).")
 CTV = typer.Option(None, "--cache-type-v", help="V cache type (f16, q8_0, q4_0, ...).")
+RPC = typer.Option(None, "--rpc", help="RPC workers HOST:PORT,... to spread the layers over (overrides rpc; "
+                                        "start them with `ggufrope worker`).")
 SET = typer.Option([], "--set", help="Override any preset field: FIELD=VALUE (e.g. sampling.temperature=0.2). "
                                      "Repeatable.")
 
@@ -154,7 +156,10 @@ def check_cmd(
             ["KV cache", f"{p.cache_type_k}/{p.cache_type_v}, flash attention {prep.flash_attn}"],
             ["memory", m.summary()]]
     if m.available is not None:
-        rows.append(["", f"{mib(m.available - m.total - m.headroom)} to spare"])
+        rows.append(["", f"{mib(m.available - m.local - m.headroom)} to spare here"])
+    for w in prep.workers:
+        rows.append(["RPC worker", f"{w.endpoint}: RPC protocol {w.version}, {len(w.devices)} device(s), "
+                                   f"{mib(w.free)} free of {mib(w.total)}"])
     echo(table(rows))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
 from typing import List, Optional
 
@@ -12,7 +11,8 @@ import typer
 
 from ggufrope.cli.app import app
 from ggufrope.cli.output import echo, note
-from ggufrope.cli.presets_cmd import CTK, CTV, CTX, MODEL, PRESET_FILE, SET, load, overrides, print_findings
+from ggufrope.errors import GgufropeError
+from ggufrope.cli.presets_cmd import CTK, CTV, CTX, MODEL, PRESET_FILE, RPC, SET, load, overrides, print_findings
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 DRY = typer.Option(False, "--dry-run", help="Print the exact command (or llama-cpp-python kwargs); start nothing.")
@@ -20,18 +20,41 @@ DRY = typer.Option(False, "--dry-run", help="Print the exact command (or llama-c
 
 def _prepare(p, dry_run: bool):
     from ggufrope.presets.prepare import prepare
-    prep = prepare(p, os.environ, fetch=not dry_run, log=note)
+    prep = prepare(p, os.environ, fetch=not dry_run, log=note, strict_workers=not dry_run)
     print_findings(prep, p)
+    for w in prep.workers:
+        from ggufrope.presets.memory import mib
+        note(f"RPC worker {w.endpoint}: RPC protocol {w.version}, {len(w.devices)} device(s), "
+             f"{mib(w.free)} free of {mib(w.total)}")
     return prep
 
 
-def _binary(p, tool: str, dry_run: bool) -> str:
+def _binary(p, tool: str, dry_run: bool, prep=None) -> str:
     from ggufrope.cli.build_cmd import _Bar
     from ggufrope.presets import binaries
     b = binaries.locate(p, os.environ, tool, build=not dry_run, progress=_Bar(), log=note)
     if not b.built:
         note(f"no {b.source}: `ggufrope run` builds it first (or `ggufrope build --for-preset {p.name}`)")
+    if prep is not None and prep.workers:
+        _check_worker_versions(b, prep.workers, dry_run)
     return binaries.tool_argv0(b, tool)
+
+
+def _check_worker_versions(b, workers, dry_run: bool) -> None:
+    """The local build and each worker must speak the same RPC protocol (llama.cpp refuses a
+    newer or different-major worker with an abort deep in model loading; say it first)."""
+    from ggufrope.errors import WorkerError
+    from ggufrope.rpc import compatibility, source_proto_version
+    if not b.source_dir:
+        note("build.bin_dir: the RPC protocol of those binaries is unknown; the workers' versions are not checked")
+        return
+    local = source_proto_version(b.source_dir)
+    for w in workers:
+        verdict, why = compatibility(local, w.version)
+        if verdict == "incompatible" and not dry_run:
+            raise WorkerError(f"RPC worker {w.endpoint}: {why}")
+        if verdict != "same":
+            note(f"warning: RPC worker {w.endpoint}: {why}")
 
 
 def _patched(prep, dry_run: bool) -> None:
@@ -60,11 +83,12 @@ def run_cmd(
     dry_run: bool = DRY,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama.cpp's log on the terminal."),
     preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
+    sets: List[str] = SET,
 ) -> None:
     """Run a preset with its engine: cli (llama-cli chat; llama-completion with --prompt), server
     (as `serve`) or python (as `chat`). Arguments after `--` go to llama.cpp as they are."""
-    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets))
+    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets, rpc=rpc))
     extra = _extra(ctx)
     if p.engine == "python":
         raise typer.Exit(_chat(p, prompt, dry_run, extra))
@@ -78,7 +102,7 @@ def _run_cli(p, prompt: Optional[str], dry_run: bool, verbose: bool, extra: list
     p = p.with_engine("cli")
     prep = _prepare(p, dry_run)
     tool = "llama-completion" if prompt is not None else "llama-cli"
-    exe = _binary(p, tool, dry_run)
+    exe = _binary(p, tool, dry_run, prep)
     argv = [exe] + (prep.one_shot_args(prompt) if prompt is not None else prep.to_llama_args(tool)) + extra
     if dry_run:
         echo(shlex.join(argv))
@@ -86,7 +110,26 @@ def _run_cli(p, prompt: Optional[str], dry_run: bool, verbose: bool, extra: list
     _patched(prep, dry_run)
     if prompt is None:
         return launch.interactive(argv, os.environ)
-    return launch.one_shot(argv, os.environ, launch.log_path(os.environ, p.name, tool), verbose=verbose)
+    try:
+        return launch.one_shot(argv, os.environ, launch.log_path(os.environ, p.name, tool), verbose=verbose)
+    except GgufropeError as e:
+        raise _blamed(e, _endpoints(p)) from None
+
+
+def _endpoints(p):
+    from ggufrope.rpc import parse_endpoints
+    return parse_endpoints(list(p.rpc)) if p.rpc else ()
+
+
+def _blamed(e, eps):
+    """A llama.cpp process with RPC workers died: name the workers that no longer answer (the
+    usual cause: llama.cpp aborts with "Remote RPC server crashed" when a worker goes away)."""
+    if not eps:
+        return e
+    from ggufrope.errors import WorkerError
+    from ggufrope.rpc.watch import blame, describe
+    lost = blame(eps)
+    return WorkerError(f"{describe(lost)}; {e}") if lost else e
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -99,11 +142,14 @@ def serve_cmd(
     dry_run: bool = DRY,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama-server's log on the terminal."),
     preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
+    sets: List[str] = SET,
 ) -> None:
     """Serve a preset with llama-server (OpenAI-compatible API on 127.0.0.1 by default): waits
-    until /health answers, prints the URL, stops cleanly on Ctrl-C or SIGTERM."""
-    ovr = overrides(model, ctx_size, cache_type_k, cache_type_v, sets, **{"server.host": host, "server.port": port})
+    until /health answers, prints the URL, stops cleanly on Ctrl-C or SIGTERM. With RPC workers
+    (rpc / --rpc) a worker that goes away ends the session with an error naming it."""
+    ovr = overrides(model, ctx_size, cache_type_k, cache_type_v, sets,
+                    **{"server.host": host, "server.port": port, "rpc": rpc})
     p = load(name, preset_file, ovr)
     raise typer.Exit(_serve(p, dry_run, verbose, _extra(ctx)))
 
@@ -112,7 +158,7 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     from ggufrope.presets import launch
     p = p.with_engine("server")
     prep = _prepare(p, dry_run)
-    exe = _binary(p, "llama-server", dry_run)
+    exe = _binary(p, "llama-server", dry_run, prep)
     argv = [exe] + prep.to_llama_args("llama-server") + extra
     if dry_run:
         echo(shlex.join(argv))
@@ -122,28 +168,34 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     _patched(prep, dry_run)
     log = launch.log_path(os.environ, p.name, "llama-server")
     srv = launch.Server(argv, launch.child_env(os.environ, p.server.api_key), log, p.server.host, prep.port)
-    stop = {"sig": None}
-
-    def on_signal(signum, frame):
-        stop["sig"] = signum
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        srv.start()
-        note(f"llama-server pid {srv.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
-        if srv.wait_ready(p.server.ready_timeout, lambda: stop["sig"] is not None):
-            echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
-            sys.stdout.flush()
-            rc = srv.wait(lambda: stop["sig"] is not None)
-            if rc is not None:
-                from ggufrope.errors import EngineError
-                raise EngineError(f"llama-server exited with code {rc}:\n{launch.tail(log)}\nfull log: {log}")
-    finally:
-        code = srv.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
-    if stop["sig"] is not None:
-        note(f"stopped llama-server ({signal.Signals(stop['sig']).name}; exit {code})")
+    eps = _endpoints(p)
+    from ggufrope.childproc import StopSignals
+    from ggufrope.rpc.watch import Watch, describe
+    with StopSignals() as stop:
+        try:
+            srv.start()
+            note(f"llama-server pid {srv.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
+            watch = Watch(srv.proc.pid, eps)
+            try:
+                ready = srv.wait_ready(p.server.ready_timeout, lambda: stop.requested() or watch.check())
+            except GgufropeError as e:
+                raise _blamed(e, eps) from None
+            if ready:
+                echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
+                sys.stdout.flush()
+                rc = srv.wait(lambda: stop.requested() or watch.check())
+                if rc is not None:
+                    from ggufrope.errors import EngineError
+                    raise _blamed(EngineError(f"llama-server exited with {launch._rc_text(rc)}:\n"
+                                              f"{launch.tail(log)}\nfull log: {log}"), eps)
+            if watch.lost:
+                from ggufrope.errors import WorkerError
+                raise WorkerError(f"{describe(watch.lost)}; llama-server cannot go on without it and was stopped "
+                                  f"(log: {log})")
+        finally:
+            code = srv.stop()
+    if stop.requested():
+        note(f"stopped llama-server ({stop.name}; exit {code})")
     return 0
 
 

@@ -22,6 +22,8 @@ class Binaries:
     bin_dir: str
     source: str           # "build.bin_dir", or the build's name
     built: bool           # False: a dry run found no build; the paths are what a build would give
+    source_dir: str | None = None   # the llama.cpp tree it was built from (None: build.bin_dir)
+    commit: str | None = None
 
     def tool(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
@@ -36,7 +38,7 @@ def _spec_from_stamp(d: dict):
 
 
 def satisfies(have, want, pairs: list[tuple[str, str]]) -> bool:
-    if have.backend != want.backend:
+    if have.backend != want.backend or (want.rpc and not have.rpc):
         return False
     need = list(pairs)
     if want.backend == "cuda" and want.kv_pairs and want.kv_pairs != "all":
@@ -63,7 +65,19 @@ def find_build(p: Preset, env: Mapping[str, str], tool: str) -> Binaries | None:
         return None
     ok.sort(key=lambda t: t[:2])
     r = ok[0][2]
-    return Binaries(os.path.dirname(r["binaries"][tool]), r["name"], True)
+    src = r.get("source") or {}
+    return Binaries(os.path.dirname(r["binaries"][tool]), r["name"], True, src.get("path"), src.get("commit"))
+
+
+def _stamp_source(bin_dir: str) -> dict:
+    """The source a ggufrope build's bin dir (<build>/build/bin) was built from, from its stamp;
+    {} for binaries from anywhere else."""
+    import json
+    try:
+        with open(os.path.join(bin_dir, os.pardir, os.pardir, "build.json")) as f:
+            return dict(json.load(f).get("source") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
@@ -74,7 +88,8 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
         d = os.path.abspath(os.path.expandvars(os.path.expanduser(p.build.bin_dir)))
         if not os.path.isfile(os.path.join(d, tool)):
             raise p.res.error("build.bin_dir", f"{d}: no {tool} there")
-        return Binaries(d, "build.bin_dir", True)
+        src = _stamp_source(d)
+        return Binaries(d, "build.bin_dir", True, src.get("path"), src.get("commit"))
     found = find_build(p, env, tool)
     if found is not None:
         return found
@@ -90,7 +105,7 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
     res = builder.build(spec, src, env, progress=progress, log=log, smoke=smoke_test)
     if tool not in res.binaries:
         raise BuildError(f"{res.dir}: the build has no {tool}")
-    return Binaries(res.bin_dir, spec.name(), True)
+    return Binaries(res.bin_dir, spec.name(), True, res.source.path, res.source.commit)
 
 
 def tool_argv0(b: Binaries, tool: str) -> str:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from ggufrope import paths
+from ggufrope import childproc, paths
 from ggufrope.errors import EngineError
 
-Popen = Callable[..., subprocess.Popen]
+Popen = childproc.Popen
 
 
 def log_path(env: Mapping[str, str], preset: str, tool: str) -> str:
@@ -46,14 +45,6 @@ def child_env(env: Mapping[str, str], api_key: str | None = None) -> dict[str, s
         # in the environment, not on the command line (ps shows argv to every user)
         out["LLAMA_API_KEY"] = os.path.expandvars(api_key)
     return out
-
-
-def _pdeathsig() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def one_shot(argv: Sequence[str], env: Mapping[str, str], log: str, popen: Popen = subprocess.Popen,
@@ -126,13 +117,7 @@ class Server:
         return f"http://{h}:{self.port}"
 
     def start(self) -> None:
-        lf = open(self.log, "w")
-        try:
-            kw = {"preexec_fn": _pdeathsig} if sys.platform.startswith("linux") else {}
-            self.proc = self.popen(self.argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                                   env=self.env, start_new_session=True, **kw)
-        finally:
-            lf.close()
+        self.proc = childproc.start(self.argv, self.log, self.env, self.popen)
 
     def wait_ready(self, timeout: float, should_stop: Callable[[], bool] = lambda: False,
                    poll: float = 0.25) -> bool:
@@ -156,23 +141,8 @@ class Server:
     def wait(self, should_stop: Callable[[], bool], poll: float = 0.2) -> int | None:
         """Until the server exits (its code) or should_stop() (None)."""
         assert self.proc is not None
-        while not should_stop():
-            try:
-                return self.proc.wait(timeout=poll)
-            except subprocess.TimeoutExpired:
-                continue
-        return None
+        return childproc.wait(self.proc, should_stop, poll)
 
     def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after grace seconds. Returns the exit code."""
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        return p.returncode
+        return childproc.stop(self.proc, grace)

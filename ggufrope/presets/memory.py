@@ -72,6 +72,35 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Device:
+    """A device the offloaded layers are spread over: an RPC worker's device or a local GPU."""
+
+    name: str                # "rpc 10.0.0.2:50052" (device index added when a worker has several), "GPU 0"
+    free: int
+    share: float = 0.0       # of the offloaded layers (tensor split); 0 = by free memory
+
+
+@dataclass(frozen=True)
+class DeviceLoad:
+    name: str
+    need: int                # its share of the offloaded weights and KV cache
+    free: int
+
+    def fits(self, headroom: int) -> bool:
+        return self.need + headroom <= self.free
+
+
+def spread(devices: tuple[Device, ...], amount: int) -> tuple[DeviceLoad, ...]:
+    """Split `amount` like llama.cpp splits layers: by the tensor split when one is given, else
+    in proportion to each device's free memory (src/llama-model.cpp, load_tensors)."""
+    if not devices:
+        return ()
+    weights = [d.share for d in devices] if any(d.share for d in devices) else [float(d.free) for d in devices]
+    tot = sum(weights) or 1.0
+    return tuple(DeviceLoad(d.name, int(amount * w / tot), d.free) for d, w in zip(devices, weights))
+
+
+@dataclass(frozen=True)
 class MemoryPlan:
     n_ctx: int
     kv_cells: int
@@ -83,20 +112,31 @@ class MemoryPlan:
     device: str           # "RAM" or "VRAM"
     available: int | None
     headroom: int
+    offload: tuple[DeviceLoad, ...] = ()   # RPC workers (and local GPUs beside them)
 
     @property
     def total(self) -> int:
         return self.weights + self.kv + self.compute
 
     @property
+    def local(self) -> int:
+        """What stays in this machine's RAM/VRAM: the total less what the workers hold."""
+        return self.total - sum(d.need for d in self.offload)
+
+    @property
     def fits(self) -> bool:
-        return self.available is None or self.total + self.headroom <= self.available
+        local_ok = self.available is None or self.local + self.headroom <= self.available
+        # a worker lends what it reports (its owner keeps memory back with `ggufrope worker --mem`)
+        return local_ok and all(d.fits(0) for d in self.offload)
 
     def summary(self) -> str:
         hb = mib
         s = (f"ctx {self.n_ctx}: weights {hb(self.weights)} + KV cache {hb(self.kv)} "
              f"({self.type_k}/{self.type_v}, {self.kv_cells} cells) + compute ~{hb(self.compute)} "
              f"= {hb(self.total)}")
+        if self.offload:
+            s += "; spread over " + ", ".join(f"{d.name} {hb(d.need)} of {hb(d.free)} free" for d in self.offload)
+            s += f"; here {hb(self.local)}"
         if self.available is not None:
             s += f" of {hb(self.available)} free {self.device} ({hb(self.headroom)} kept free)"
         return s
@@ -149,12 +189,17 @@ def budget(env: Mapping[str, str], runner: Runner | None = None,
 
 def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, type_v: str, *,
          flash_attn: bool, n_ubatch: int, bud: Budget, on_gpu: bool, gpu_fraction: float,
-         headroom: int) -> MemoryPlan:
+         headroom: int, remote: tuple[Device, ...] = ()) -> MemoryPlan:
     """The plan at n_ctx. On a GPU the offloaded share of weights and the KV cache count against
-    VRAM (the larger constraint); otherwise everything counts against RAM."""
+    VRAM (the larger constraint); otherwise everything counts against RAM. With RPC workers
+    (`remote`) the offloaded share is spread over them (and local GPUs, listed in `remote` by the
+    caller) and the rest, with the compute buffer, stays in local RAM."""
     cells = pad_ctx(n_ctx)
     kv = info.kv_cache_bytes(cells, type_k, type_v)
     comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn)
+    if remote:
+        off = spread(remote, int((weights + kv) * gpu_fraction))
+        return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom, off)
     if on_gpu and bud.has_gpu:
         w = int(weights * gpu_fraction)
         return MemoryPlan(n_ctx, cells, type_k, type_v, w, int(kv * gpu_fraction), comp, "VRAM",

@@ -169,6 +169,8 @@ class Prepared:
     port: int | None
     mem: memory.MemoryPlan
     findings: tuple[Finding, ...] = field(default=())
+    workers: tuple = ()             # rpc.WorkerInfo of each worker that answered, in the order of rpc
+    device_split: tuple[float, ...] = ()   # -ts, per device (workers' devices, then local GPUs)
 
     @property
     def arch(self) -> str:
@@ -206,6 +208,8 @@ class Prepared:
         args = ["-m", self.run_model, "-c", str(self.n_ctx)] + self.rope_args()
         args += ["-ctk", p.cache_type_k, "-ctv", p.cache_type_v, "-fa", self.flash_attn]
         args += p.runtime_args()
+        if self.device_split:
+            args += ["-ts", ",".join(f"{x:g}" for x in self.device_split)]
         if p.n_predict != -1:
             args += ["-n", str(p.n_predict)]
         if p.system_prompt and tool != "llama-server":
@@ -294,10 +298,63 @@ def _valid(name: str, v: Any) -> bool:
         return False
 
 
+def workers_and_devices(p: Preset, bud: memory.Budget, on_gpu: bool, strict: bool, timeout: float
+                        ) -> tuple[tuple, tuple[memory.Device, ...], tuple[float, ...], list[Finding]]:
+    """Probe every RPC worker (all at once, each bounded by timeout); the devices the offloaded
+    layers spread over (the workers' devices in the order of `rpc`, then local GPUs, as llama.cpp
+    orders them: src/llama.cpp puts RPC devices first); and tensor_split, given per worker, as
+    llama.cpp's per-device -ts (a worker's share divided evenly over its devices)."""
+    if not p.rpc:
+        if p.tensor_split:
+            return (), (), (), [Finding("warning", "tensor_split", "tensor_split is set but rpc lists no workers; "
+                                                                    "pass it as -ts in extra_args for local GPUs")]
+        return (), (), (), []
+    from ggufrope.rpc import parse_endpoints, probe_all
+    eps = parse_endpoints(p.rpc)
+    findings: list[Finding] = []
+    infos = []
+    for ep, r in zip(eps, probe_all(eps, timeout)):
+        if isinstance(r, GgufropeError):
+            findings.append(Finding("error" if strict else "warning", "rpc", str(r)))
+        else:
+            infos.append(r)
+    gpus = list(bud.vram_free) if on_gpu and bud.has_gpu else []
+    ts = list(p.tensor_split)
+    if ts and len(ts) > len(eps) + len(gpus):
+        findings.append(Finding("error", "tensor_split",
+                                f"{len(ts)} shares for {len(eps)} RPC worker(s)" +
+                                (f" and {len(gpus)} local GPU(s)" if gpus else "") + ": one share per worker "
+                                f"(in the order of rpc), then one per local GPU"))
+        ts = ts[:len(eps) + len(gpus)]
+    ts += [0.0] * (len(eps) + len(gpus) - len(ts)) if ts else []
+    by_ep = {w.endpoint: w for w in infos}
+    devices: list[memory.Device] = []
+    split: list[float] = []
+    for i, ep in enumerate(eps):
+        w = by_ep.get(ep)
+        n_dev = len(w.devices) if w is not None else 1
+        share = ts[i] / n_dev if ts else 0.0
+        split += [share] * n_dev
+        if w is not None:
+            for d in w.devices:
+                devices.append(memory.Device(f"rpc {ep}" + (f"#{d.index}" if n_dev > 1 else ""), d.free, share))
+    for j, free in enumerate(gpus):
+        share = ts[len(eps) + j] if ts else 0.0
+        split.append(share)
+        devices.append(memory.Device(f"GPU {j}", free, share))
+    if p.engine == "python":
+        findings.append(Finding("error", "engine", "the python engine (llama-cpp-python's wheel here) is built "
+                                                   "without the RPC backend; use engine = \"server\" or \"cli\" "
+                                                   "with RPC workers"))
+    return tuple(infos), tuple(devices), tuple(split) if ts else (), findings
+
+
 def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memory.Budget | None = None,
-            log: Callable[[str], None] = lambda s: None, strict_memory: bool = True) -> Prepared:
-    """Resolve the model, the RoPE settings, the context and the memory plan; run the checks.
-    Raises PresetError for the first error finding (the others are in the message)."""
+            log: Callable[[str], None] = lambda s: None, strict_memory: bool = True,
+            strict_workers: bool = True, worker_timeout: float = 5.0) -> Prepared:
+    """Resolve the model, the RoPE settings, the context and the memory plan; run the checks
+    (RPC workers are asked over the network first). Raises PresetError for the first error
+    finding (the others are in the message)."""
     findings: list[Finding] = []
     path = resolve_model(p, env, fetch=fetch, log=log)
     m = read_model(path, p, env)
@@ -337,10 +394,15 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
     ub = memory.DEFAULT_UBATCH if p.ubatch == "auto" else int(p.ubatch)
     on_gpu = p.build.backend != "cpu" and p.n_gpu_layers != 0
     frac = memory.gpu_fraction(p.n_gpu_layers, m.info.n_layer)
+    workers, remote, split, f_rpc = workers_and_devices(p, bud, on_gpu, strict_workers, worker_timeout)
+    findings += f_rpc
+    if p.n_gpu_layers == 0:
+        remote = ()   # -ngl 0: nothing leaves this machine
 
     def mem_at(n: int) -> memory.MemoryPlan:
         return memory.plan(m.info, m.shape, m.weights, n, p.cache_type_k, p.cache_type_v, flash_attn=fa != "off",
-                           n_ubatch=ub, bud=bud, on_gpu=on_gpu, gpu_fraction=frac, headroom=p.headroom_mib * memory.MiB)
+                           n_ubatch=ub, bud=bud, on_gpu=on_gpu, gpu_fraction=frac, headroom=p.headroom_mib * memory.MiB,
+                           remote=remote)
 
     if p.ctx == "auto":
         best = memory.largest_fitting(mem_at, cap)
@@ -373,7 +435,7 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
     if p.engine == "server":
         port = p.server.port if isinstance(p.server.port, int) else free_port(p.server.host)
     prep = Prepared(p, m, run_model, needs_patch, want, file_part, flag_part, n_ctx, cap, fa, port, mp,
-                    tuple(findings))
+                    tuple(findings), workers, split)
     errs = prep.errors
     if errs:
         msg = errs[0].render(p)

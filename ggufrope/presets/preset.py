@@ -52,12 +52,13 @@ class BuildNeeds:
     kv_pairs: tuple[str, ...] = ()
     bin_dir: str | None = None
 
-    def spec(self):
-        """The BuildSpec a preset needs: its backend and, on CUDA, the flash-attention K/V pairs
-        it lists (added to llama.cpp's default set; checks.cuda_fa_pair says when one is missing)."""
+    def spec(self, rpc: bool = False):
+        """The BuildSpec a preset needs: its backend, the RPC backend when it uses workers and,
+        on CUDA, the flash-attention K/V pairs it lists (added to llama.cpp's default set;
+        checks.cuda_fa_pair says when one is missing)."""
         from ggufrope.build.spec import BuildSpec, parse_kv_pairs
         pairs = parse_kv_pairs(None, list(self.kv_pairs)) if self.backend == "cuda" and self.kv_pairs else ()
-        return BuildSpec(backend=self.backend, kv_pairs=pairs)
+        return BuildSpec(backend=self.backend, kv_pairs=pairs, rpc=rpc)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Preset:
     system_prompt: str | None
     chat_template: str | None
     extra_args: tuple[str, ...]
+    rpc: tuple[str, ...]
+    tensor_split: tuple[float, ...]
     rope_plan: tuple[str, int] | None
     rope: RopeSettings
     server: Server
@@ -112,7 +115,8 @@ class Preset:
             cache_type_v=v["cache_type_v"], flash_attn=v["flash_attn"], n_gpu_layers=v["n_gpu_layers"],
             threads=v["threads"], batch=v["batch"], ubatch=v["ubatch"], n_predict=v["n_predict"],
             engine=v["engine"], system_prompt=v["system_prompt"] or None, chat_template=v["chat_template"] or None,
-            extra_args=tuple(v["extra_args"]), rope_plan=v["rope.plan"], rope=rope,
+            extra_args=tuple(v["extra_args"]), rpc=tuple(v["rpc"]), tensor_split=tuple(v["tensor_split"]),
+            rope_plan=v["rope.plan"], rope=rope,
             server=Server(v["server.host"], v["server.port"], v["server.api_key"] or None, v["server.ready_timeout"]),
             sampling=Sampling(**{f: v[f"sampling.{f}"] for f, _, _ in Sampling.FLAGS}),
             build=BuildNeeds(v["build.backend"], tuple(v["build.kv_pairs"]), v["build.bin_dir"] or None),
@@ -124,12 +128,15 @@ class Preset:
         return replace(self, engine=engine)
 
     def build_spec(self):
-        return self.build.spec()
+        return self.build.spec(rpc=bool(self.rpc))
 
     # -- flags that do not depend on the model -----------------------------------------------
     def runtime_args(self) -> list[str]:
-        """Threads, batches, GPU layers and sampling as llama.cpp flags (common/arg.cpp)."""
+        """Threads, batches, GPU layers, RPC workers and sampling as llama.cpp flags (common/arg.cpp).
+        tensor_split is per worker here; Prepared.split_args turns it into llama.cpp's per-device -ts."""
         out: list[str] = []
+        if self.rpc:
+            out += ["--rpc", ",".join(self.rpc)]
         if self.n_gpu_layers != "auto":
             out += ["-ngl", str(self.n_gpu_layers)]
         if self.threads != "auto":

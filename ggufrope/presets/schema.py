@@ -32,7 +32,8 @@ class FieldSpec:
     name: str
     kind: str
     """str, int, float, bool, choice, str_list, ctx (int or "auto"), auto_int (int or "auto"),
-    layers (int, "auto" or "all"), plan ("METHOD:TOKENS"), port (int or "auto")."""
+    layers (int, "auto" or "all"), plan ("METHOD:TOKENS"), port (int or "auto"), endpoints (list
+    of "host:port"), float_list (list of numbers >= 0)."""
     default: Any
     doc: str
     choices: tuple[str, ...] = ()
@@ -57,7 +58,8 @@ class FieldSpec:
                 "choice": " | ".join(self.choices), "str_list": "list of strings",
                 "ctx": 'integer or "auto"', "auto_int": 'integer or "auto"',
                 "layers": 'integer, "auto" or "all"', "plan": '"METHOD:TOKENS", e.g. "yarn:32768"',
-                "port": 'integer or "auto" (a free port)'}[self.kind]
+                "port": 'integer or "auto" (a free port)',
+                "endpoints": 'list of "host:port"', "float_list": "list of numbers"}[self.kind]
 
     def coerce(self, value: Any, text: bool = False) -> Any:
         """The typed value, or ValueError with a message saying what was expected.
@@ -96,6 +98,32 @@ class FieldSpec:
             return list(value)
         if k == "plan":
             return parse_plan(value)
+        if k == "endpoints":
+            from ggufrope.errors import UsageError
+            from ggufrope.rpc.endpoint import parse_endpoints
+            if not (text and isinstance(value, str)) and not (
+                    isinstance(value, list) and all(isinstance(x, str) for x in value)):
+                raise ValueError(f'expected a list of "host:port" strings, not {_show(value)}')
+            try:
+                return [str(e) for e in parse_endpoints(value)]
+            except UsageError as e:
+                raise ValueError(str(e)) from None
+        if k == "float_list":
+            items = value.replace("/", ",").split(",") if text and isinstance(value, str) else value
+            if not isinstance(items, list):
+                raise ValueError(f"expected a list of numbers, not {_show(value)}")
+            out = []
+            for x in items:
+                try:
+                    f = float(x.strip()) if isinstance(x, str) and text else x
+                except ValueError:
+                    raise ValueError(f"expected numbers, not {x!r}") from None
+                if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
+                    raise ValueError(f"expected numbers >= 0, not {_show(x)}")
+                out.append(float(f))
+            if out and not any(out):
+                raise ValueError("the shares cannot all be 0")
+            return out
         if k in ("ctx", "auto_int", "layers", "port"):
             words = {"ctx": ("auto",), "auto_int": ("auto",), "layers": ("auto", "all"), "port": ("auto",)}[k]
             if isinstance(value, str) and value.strip().lower() in words:
@@ -251,6 +279,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("chat_template", "str", None,
               "chat template override: a built-in name (chatml, llama3, ...) or Jinja text (--chat-template)"),
     FieldSpec("extra_args", "str_list", [], "more llama.cpp arguments, appended as given"),
+    FieldSpec("rpc", "endpoints", [],
+              'llama.cpp RPC workers ("host:port", started with `ggufrope worker`) the layers are spread over (--rpc)'),
+    FieldSpec("tensor_split", "float_list", [],
+              "share of the offloaded layers per RPC worker, in the order of rpc, then per local GPU (-ts); "
+              "default: in proportion to each one's free memory"),
     *_rope_fields(),
     FieldSpec("server.host", "str", "127.0.0.1", "address llama-server listens on"),
     FieldSpec("server.port", "port", 8080, 'port llama-server listens on ("auto": a free one)'),
