@@ -69,7 +69,7 @@ def test_tune_tiny_budget(tmp_path, cpu_build, tiny_model):
                 env_extra=ENV, check=True)
     log = json.loads(r.stdout)
     assert len(log["trials"]) == 3 and log["trials"][0]["candidate"].startswith("yarn beta_fast 32 beta_slow 1")
-    assert all(t["ppl"] is not None for t in log["trials"])
+    assert all(t["ppl"] is not None for t in log["trials"]), [t.get("error") for t in log["trials"]]
     assert log["gain_pct"] is not None and log["gain_pct"] >= 0
     preset = tomllib.loads(open(log["preset"]).read())
     assert preset["model"] == model and preset["ctx"] == 512
