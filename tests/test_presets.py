@@ -451,7 +451,8 @@ def test_missing_build_is_built_with_progress(_config, monkeypatch, tmp_path):
         return builder.BuildResult(str(tmp_path), str(tmp_path / "bin"), spec, src,
                                    {"llama-server": str(tmp_path / "bin" / "llama-server")}, 1.0, False)
     monkeypatch.setattr(builder, "build", fake_build)
-    monkeypatch.setattr(source, "resolve_source", lambda explicit, env, log=None: "SRC")
+    src = source.SourceInfo("/src/llama.cpp", "abc1234", "0", True, "tree")
+    monkeypatch.setattr(source, "resolve_source", lambda explicit, env, log=None: src)
     user_preset(_config, "gpu", 'extends = "demo"\n[build]\nbackend = "cuda"\nkv_pairs = ["q8_0-q4_0"]\n')
     p = load_preset("gpu", dict(os.environ))
     seen = []
@@ -459,6 +460,7 @@ def test_missing_build_is_built_with_progress(_config, monkeypatch, tmp_path):
     assert calls["spec"].backend == "cuda" and calls["spec"].kv_pairs == ("q8_0-q4_0",)
     assert calls["smoke"] is not None and seen == [(1, 2)]
     assert b.tool("llama-server") == str(tmp_path / "bin" / "llama-server")
+    assert (b.source_dir, b.commit) == ("/src/llama.cpp", "abc1234")   # for the RPC workers' version check
     # a dry run never builds
     calls.clear()
     b = binaries.locate(p, dict(os.environ), "llama-server", build=False)

@@ -105,7 +105,7 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
     res = builder.build(spec, src, env, progress=progress, log=log, smoke=smoke_test)
     if tool not in res.binaries:
         raise BuildError(f"{res.dir}: the build has no {tool}")
-    return Binaries(res.bin_dir, spec.name(), True, res.source.path, res.source.commit)
+    return Binaries(res.bin_dir, spec.name(), True, src.path, src.commit)
 
 
 def tool_argv0(b: Binaries, tool: str) -> str:
