@@ -12,6 +12,7 @@
 // common_log::pause() queues an end marker and joins the worker, which first writes every
 // message queued before it. It runs on a normal exit (return from main, exit()); _exit()
 // from a signal handler (llama-cli's second Ctrl-C) skips it, as it should.
+// GGUFROPE_NO_LOG_DRAIN=1 turns it off (benchmarks/bench_log_drain.py compares both in one run).
 
 #include "log.h"
 
@@ -20,6 +21,10 @@
 namespace {
 
 void ggufrope_drain_log() {
+    const char * off = std::getenv("GGUFROPE_NO_LOG_DRAIN");
+    if (off && *off && *off != '0') {
+        return;
+    }
     common_log_pause(common_log_main());
 }
 
