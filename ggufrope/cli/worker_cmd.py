@@ -88,7 +88,8 @@ def worker_cmd(
         finally:
             code = w.stop()
     if stop.requested():
-        note(f"stopped the RPC worker on {ep} ({stop.name}; exit {code})")
+        how = "" if code in (0, -15) else f"; exit {code}"   # -15: our SIGTERM ended it, as asked
+        note(f"stopped the RPC worker on {ep} ({stop.name}{how})")
 
 
 def _announce(w, info, res, ep, mem, json_out: bool) -> None:
