@@ -372,3 +372,11 @@ def test_rpc_fields_are_checked(tmp_path):
     assert r.returncode == 10 and "tensor_split" in r.stderr and ">= 0" in r.stderr
     r = run_cli("presets", "show", "demo", "--set", "rpc=10.0.0.2:50052,10.0.0.3:50052", check=True)
     assert "10.0.0.2:50052" in r.stdout and "10.0.0.3:50052" in r.stdout
+
+
+def test_worker_on_a_taken_port_fails_without_claiming_the_other(workers):
+    w = workers()
+    r = run_cli("worker", "--port", str(w.port), env_extra={"GGUFROPE_HOME": REAL_HOME}, timeout=120)
+    assert r.returncode == 12 and f"cannot listen on {w.ep}" in r.stderr
+    assert "listening" not in r.stdout
+    assert probe(w.ep).version    # the first worker is untouched

@@ -42,7 +42,20 @@ class Worker:
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> None:
+        self.check_port()
         self.proc = childproc.start(self.argv, self.log)
+
+    def check_port(self) -> None:
+        """Refuse a port something already listens on (say, another worker): the probe would
+        reach that one and report it as ours."""
+        import socket
+        try:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as ggml's server binds
+                s.bind((self.endpoint.host, self.endpoint.port))
+        except OSError as e:
+            raise WorkerError(f"cannot listen on {self.endpoint}: {e.strerror or e} (another worker, or another "
+                              f"program, has the port; pick another with --port)") from None
 
     def log_tail(self, n: int = 12) -> str:
         try:
@@ -64,7 +77,10 @@ class Worker:
                 raise WorkerError(f"the RPC worker for {self.endpoint} exited with code {rc} while starting:\n"
                                   f"{self.log_tail()}\nlog: {self.log}")
             try:
-                return probe(self.endpoint, timeout=2.0)
+                info = probe(self.endpoint, timeout=2.0)
+                if self.proc.poll() is None:
+                    return info
+                continue   # it answered, but it was not ours: ours has just exited (reported above)
             except WorkerError as e:
                 last = e
                 time.sleep(0.1)
