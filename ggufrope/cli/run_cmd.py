@@ -181,6 +181,7 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
             except GgufropeError as e:
                 raise _blamed(e, eps) from None
             if ready:
+                watch.armed = True
                 echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
                 sys.stdout.flush()
                 rc = srv.wait(lambda: stop.requested() or watch.check())

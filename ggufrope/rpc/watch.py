@@ -76,7 +76,12 @@ def connections(pid: int) -> list[tuple[str, str, str]] | None:
 
 class Watch:
     """Watches one client process's connections to the workers; check() is cheap (two small
-    file reads) and may be called often."""
+    file reads) and may be called often.
+
+    While llama.cpp loads a model it opens and drops short connections to each worker (its
+    dispatchers are weak references until model buffers hold them), so until `armed` (set once
+    the server is ready) only a connection the worker closed (CLOSE_WAIT) counts as lost; after
+    it, a connection that disappears counts too."""
 
     def __init__(self, pid: int, endpoints: Sequence[Endpoint], interval: float = 0.5) -> None:
         self.pid = pid
@@ -84,6 +89,7 @@ class Watch:
         self.seen: set[Endpoint] = set()
         self.interval = interval
         self.next = 0.0
+        self.armed = False
         self.lost: list[tuple[Endpoint, str]] = []
 
     def check(self) -> bool:
@@ -99,11 +105,13 @@ class Watch:
             return False
         for ep, addrs in self.targets.items():
             states = {st for rem, st, _ in rows if rem in addrs}
-            if ESTABLISHED in states:
-                self.seen.add(ep)
+            if CLOSE_WAIT in states:
+                self.lost.append((ep, "it closed its connection"))
+            elif ESTABLISHED in states:
+                if self.armed:
+                    self.seen.add(ep)
             elif ep in self.seen:
-                why = "it closed its connection" if CLOSE_WAIT in states else "its connection is gone"
-                self.lost.append((ep, why))
+                self.lost.append((ep, "its connection is gone"))
         return bool(self.lost)
 
 
