@@ -380,3 +380,54 @@ def test_worker_on_a_taken_port_fails_without_claiming_the_other(workers):
     assert r.returncode == 12 and f"cannot listen on {w.ep}" in r.stderr
     assert "listening" not in r.stdout
     assert probe(w.ep).version    # the first worker is untouched
+
+
+def test_watch_tells_a_worker_that_left_from_a_client_that_hung_up(tmp_path):
+    """The session watch on real sockets: a child process (the client) connects to a listener
+    (the worker). Before `armed` the client's own hang-up is not a loss (llama.cpp does that while
+    loading); the worker closing its side is, at any time; after `armed` a vanished connection is."""
+    from ggufrope.rpc.watch import Watch
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    ep = Endpoint("127.0.0.1", srv.getsockname()[1])
+    script = ("import socket, sys, time\n"
+              "for line in sys.stdin:\n"
+              "    if line.startswith('connect'): s = socket.create_connection(('127.0.0.1', %d))\n"
+              "    if line.startswith('close'): s.close()\n"
+              "    print('ok', flush=True)\n" % ep.port)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def do(cmd):
+        child.stdin.write(cmd + "\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ok"
+
+    try:
+        w = Watch(child.pid, [ep], interval=0)
+        do("connect")
+        conn, _ = srv.accept()
+        assert not w.check()
+        do("close")                     # the client hangs up while "loading": not a loss
+        conn.close()
+        assert not w.check()
+        do("connect")
+        conn, _ = srv.accept()
+        w.armed = True
+        assert not w.check() and ep in w.seen
+        conn.close()                    # the worker leaves: the client's socket is CLOSE_WAIT
+        time.sleep(0.2)
+        assert w.check() and w.lost == [(ep, "it closed its connection")]
+        w2 = Watch(child.pid, [ep], interval=0)
+        do("close")
+        do("connect")
+        conn, _ = srv.accept()
+        w2.armed = True
+        assert not w2.check()
+        do("close")                     # after the server is ready, a vanished connection is a loss
+        assert w2.check() and w2.lost == [(ep, "its connection is gone")]
+        conn.close()
+    finally:
+        child.kill()
+        child.wait()
+        srv.close()
