@@ -293,7 +293,9 @@ def tune_cmd(
     os.makedirs(out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(path))[0]
     preset_path = output or os.path.join(out, f"{stem}-tuned-{ctx}.toml")
-    tn.write_preset(preset_path, path, ctx, best.settings, gain, ref.ppl, best.ppl)
+    # a named model (smollm2) stays a name in the preset, so the file works on other machines
+    model_ref = path if os.path.exists(os.path.expanduser(model)) else model
+    tn.write_preset(preset_path, model_ref, ctx, best.settings, gain, ref.ppl, best.ppl)
     log = {"model": path, "ctx": ctx, "budget": budget, "seed": seed, "chunks": chunks, "text_offset": text_offset,
            "trials": [{"candidate": t.candidate.label(), "args": list(t.args), "ppl": t.ppl, "ppl_err": t.ppl_err,
                        "seconds": round(t.seconds, 2), "error": t.error} for t in res.trials],
