@@ -25,7 +25,6 @@ every ggml type id 0..44 is compared below.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import struct

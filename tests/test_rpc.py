@@ -171,7 +171,7 @@ def test_worker_probe_command_and_build_version_check(workers, tmp_path):
     dead = Endpoint("127.0.0.1", _free_port())
     r = run_cli("worker", "probe", str(w.ep), "--json", env_extra={"GGUFROPE_HOME": REAL_HOME}, check=True)
     row = json.loads(r.stdout)["workers"][0]
-    assert row["compatibility"] == "same" and row["devices"] == 1
+    assert row["verdict"] == "same" and row["devices"] == 1
     r = run_cli("worker", "probe", f"{w.ep},{dead}", env_extra={"GGUFROPE_HOME": REAL_HOME})
     assert r.returncode == 12 and f"RPC worker {dead}: connection refused" in r.stderr
     # `build` says plainly whether the workers come from this llama.cpp (the protocol they speak)
@@ -337,7 +337,7 @@ def test_unreachable_worker_stops_the_launch_before_loading(rpc_build, tmp_path,
     t0 = time.monotonic()
     r = run_cli("serve", "--preset-file", path, *FAST, env_extra={"GGUFROPE_BUILD_BIN_DIR": rpc_build.bin_dir})
     assert r.returncode == 10
-    assert f"dead.toml" in r.stderr and f"RPC worker {dead}: connection refused" in r.stderr
+    assert "dead.toml" in r.stderr and f"RPC worker {dead}: connection refused" in r.stderr
     assert "llama-server pid" not in r.stderr and time.monotonic() - t0 < 30
     # the command line too, and a dry run only warns
     r = run_cli("serve", "demo", "--rpc", str(dead), *FAST, "--dry-run",

@@ -110,43 +110,22 @@ def build_cmd(
             _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
         return
     res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test)
-    checks = _check_workers(src, eps) if eps else []
+    checks = []
+    if eps:
+        from ggufrope.rpc import check_workers, first_blocking, source_proto_version
+        checks = check_workers(eps, source_proto_version(src.path))
     if as_json:
-        print_json({**res.to_dict(), **({"workers": checks} if eps else {})})
+        print_json({**res.to_dict(), **({"workers": [c.to_dict() for c in checks]} if eps else {})})
     else:
         how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
         echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
         echo(res.bin_dir)
         for c in checks:
-            echo(f"worker {c['endpoint']}: {c['verdict']}: {c['message']}")
+            echo(f"worker {c.endpoint}: {c.verdict}: {c.message}")
     if python:
         _python_engine(spec, src, res.bin_dir, dry_run=False)
-    bad = [c for c in checks if c["verdict"] in ("incompatible", "unreachable")]
-    if bad:
-        from ggufrope.errors import WorkerError
-        raise WorkerError(f"RPC worker {bad[0]['endpoint']}: {bad[0]['message']}"
-                          + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
-
-
-def _check_workers(src, eps) -> list[dict]:
-    """Each worker's RPC protocol against this build's llama.cpp tree. The protocol version is
-    what a worker can tell about its llama.cpp over the wire; equal versions are what llama.cpp
-    itself requires to talk (the patch number moves with every change to the graph ops)."""
-    from ggufrope.errors import WorkerError
-    from ggufrope.rpc import compatibility, probe_all, source_proto_version
-    local = source_proto_version(src.path)
-    out = []
-    for ep, r in zip(eps, probe_all(eps)):
-        if isinstance(r, WorkerError):
-            out.append({"endpoint": str(ep), "verdict": "unreachable", "message": str(r).split(": ", 1)[-1]})
-            continue
-        verdict, why = compatibility(local, r.version)
-        if verdict == "same":
-            why = (f"same RPC protocol {local} as this build (llama.cpp {src.commit}); the protocol version is "
-                   f"what the wire tells, so build both from the same llama.cpp commit to be sure")
-        out.append({"endpoint": str(ep), "verdict": verdict, "message": why, "protocol": str(r.version),
-                    "local_protocol": str(local)})
-    return out
+    if checks and (err := first_blocking(checks)) is not None:
+        raise err
 
 
 def _python_engine(spec, src, bin_dir: str, dry_run: bool) -> None:

@@ -43,18 +43,18 @@ def _binary(p, tool: str, dry_run: bool, prep=None) -> str:
 def _check_worker_versions(b, workers, dry_run: bool) -> None:
     """The local build and each worker must speak the same RPC protocol (llama.cpp refuses a
     newer or different-major worker with an abort deep in model loading; say it first)."""
-    from ggufrope.errors import WorkerError
-    from ggufrope.rpc import compatibility, source_proto_version
+    from ggufrope.rpc import judge, source_proto_version
     if not b.source_dir:
         note("build.bin_dir: the RPC protocol of those binaries is unknown; the workers' versions are not checked")
         return
     local = source_proto_version(b.source_dir)
     for w in workers:
-        verdict, why = compatibility(local, w.version)
-        if verdict == "incompatible" and not dry_run:
-            raise WorkerError(f"RPC worker {w.endpoint}: {why}")
-        if verdict != "same":
-            note(f"warning: RPC worker {w.endpoint}: {why}")
+        c = judge(w.endpoint, w, local)
+        if c.blocking and not dry_run:
+            from ggufrope.errors import WorkerError
+            raise WorkerError(f"RPC worker {c.endpoint}: {c.message}")
+        if c.verdict != "same":
+            note(f"warning: RPC worker {c.endpoint}: {c.message}")
 
 
 def _patched(prep, dry_run: bool) -> None:
@@ -170,12 +170,12 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     srv = launch.Server(argv, launch.child_env(os.environ, p.server.api_key), log, p.server.host, prep.port)
     eps = _endpoints(p)
     from ggufrope.childproc import StopSignals
-    from ggufrope.rpc.watch import Watch, describe
     with StopSignals() as stop:
         try:
             srv.start()
             note(f"llama-server pid {srv.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
-            watch = Watch(srv.proc.pid, eps)
+            from ggufrope.rpc.watch import Watch
+            watch = Watch(srv.proc.pid, eps)   # with no workers it watches nothing
             try:
                 ready = srv.wait_ready(p.server.ready_timeout, lambda: stop.requested() or watch.check())
             except GgufropeError as e:
@@ -191,6 +191,7 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
                                               f"{launch.tail(log)}\nfull log: {log}"), eps)
             if watch.lost:
                 from ggufrope.errors import WorkerError
+                from ggufrope.rpc.watch import describe
                 raise WorkerError(f"{describe(watch.lost)}; llama-server cannot go on without it and was stopped "
                                   f"(log: {log})")
         finally:

@@ -59,6 +59,10 @@ def worker_cmd(
     from ggufrope.rpc import parse_endpoint
     from ggufrope.rpc.worker import LOOPBACK_WARNING, Worker, worker_argv
 
+    if ":" in host or not host:
+        raise UsageError(f"--host {host!r}: give a host name or an IPv4 address (llama.cpp's RPC takes no IPv6)")
+    if not 0 < port < 65536:
+        raise UsageError(f"--port {port}: not a TCP port (1-65535)")
     ep = parse_endpoint(f"{host}:{port}")
     if mem is not None and not mem > 0:
         raise UsageError(f"--mem {mem:g}: give a positive number of GB")
@@ -122,39 +126,24 @@ def probe_cmd(
 ) -> None:
     """Ask workers for their RPC protocol version and memory, and compare the version with the
     local llama.cpp tree's; exits 12 if one does not answer or cannot work with this build."""
-    from ggufrope.errors import WorkerError
     from ggufrope.presets.memory import mib
-    from ggufrope.rpc import parse_endpoints, probe_all
-    eps = parse_endpoints(endpoints)
+    from ggufrope.rpc import check_workers, first_blocking, parse_endpoints
     local = _local_version()
-    rows, bad = [], []
-    for ep, r in zip(eps, probe_all(eps, timeout)):
-        if isinstance(r, WorkerError):
-            rows.append({"endpoint": str(ep), "error": str(r)})
-            bad.append(str(r))
-            continue
-        row = {"endpoint": str(ep), "protocol": str(r.version), "free": r.free, "total": r.total,
-               "devices": len(r.devices)}
-        if local is not None:
-            from ggufrope.rpc import compatibility
-            verdict, why = compatibility(local, r.version)
-            row["compatibility"] = verdict
-            if verdict == "incompatible":
-                bad.append(f"RPC worker {ep}: {why}")
-            elif verdict == "patch":
-                warn(f"RPC worker {ep}: {why}")
-        rows.append(row)
+    checks = check_workers(parse_endpoints(endpoints), local, timeout)
     if json_out:
-        print_json({"local_protocol": str(local) if local else None, "workers": rows})
-    else:
-        for row in rows:
-            if "error" in row:
-                echo(f"{row['endpoint']}: {row['error'].split(': ', 1)[-1]}")
-            else:
-                echo(f"{row['endpoint']}: RPC protocol {row['protocol']} ({row.get('compatibility', 'unchecked')}), "
-                     f"{row['devices']} device(s), {mib(row['free'])} free of {mib(row['total'])}")
-    if bad:
-        raise WorkerError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        print_json({"local_protocol": str(local) if local else None, "workers": [c.to_dict() for c in checks]})
+    for c in checks:
+        if c.verdict == "patch":
+            warn(f"RPC worker {c.endpoint}: {c.message}")
+        if json_out:
+            continue
+        if c.info is None:
+            echo(f"{c.endpoint}: {c.message}")
+        else:
+            echo(f"{c.endpoint}: RPC protocol {c.info.version} ({c.verdict}), {len(c.info.devices)} device(s), "
+                 f"{mib(c.info.free)} free of {mib(c.info.total)}")
+    if (err := first_blocking(checks)) is not None:
+        raise err
 
 
 def _local_version():

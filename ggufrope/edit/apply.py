@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from ggufrope.edit import journal
 from ggufrope.edit.plan import EditPlan
 from ggufrope.errors import FileAccessError, GgufropeError, IntegrityError, LockedError
-from ggufrope.gguf import GGUFHeader, read_header
+from ggufrope.gguf import GGUFHeader
 
 Progress = Callable[[int, int], None]
 _CHUNK = 64 * 1024 * 1024

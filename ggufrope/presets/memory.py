@@ -86,8 +86,11 @@ class DeviceLoad:
     need: int                # its share of the offloaded weights and KV cache
     free: int
 
-    def fits(self, headroom: int) -> bool:
-        return self.need + headroom <= self.free
+    @property
+    def fits(self) -> bool:
+        """A worker lends what it reports (its owner keeps memory back with `ggufrope worker --mem`),
+        so no headroom is taken off it."""
+        return self.need <= self.free
 
 
 def spread(devices: tuple[Device, ...], amount: int) -> tuple[DeviceLoad, ...]:
@@ -126,8 +129,7 @@ class MemoryPlan:
     @property
     def fits(self) -> bool:
         local_ok = self.available is None or self.local + self.headroom <= self.available
-        # a worker lends what it reports (its owner keeps memory back with `ggufrope worker --mem`)
-        return local_ok and all(d.fits(0) for d in self.offload)
+        return local_ok and all(d.fits for d in self.offload)
 
     def summary(self) -> str:
         hb = mib

@@ -324,7 +324,7 @@ def workers_and_devices(p: Preset, bud: memory.Budget, on_gpu: bool, strict: boo
         findings.append(Finding("error", "tensor_split",
                                 f"{len(ts)} shares for {len(eps)} RPC worker(s)" +
                                 (f" and {len(gpus)} local GPU(s)" if gpus else "") + ": one share per worker "
-                                f"(in the order of rpc), then one per local GPU"))
+                                "(in the order of rpc), then one per local GPU"))
         ts = ts[:len(eps) + len(gpus)]
     ts += [0.0] * (len(eps) + len(gpus) - len(ts)) if ts else []
     by_ep = {w.endpoint: w for w in infos}

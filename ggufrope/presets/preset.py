@@ -133,7 +133,8 @@ class Preset:
     # -- flags that do not depend on the model -----------------------------------------------
     def runtime_args(self) -> list[str]:
         """Threads, batches, GPU layers, RPC workers and sampling as llama.cpp flags (common/arg.cpp).
-        tensor_split is per worker here; Prepared.split_args turns it into llama.cpp's per-device -ts."""
+        tensor_split is per worker here; prepare() turns it into llama.cpp's per-device -ts
+        (Prepared.device_split), since that needs the workers' device counts."""
         out: list[str] = []
         if self.rpc:
             out += ["--rpc", ",".join(self.rpc)]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -109,6 +108,7 @@ def probe_all(endpoints: Sequence[Endpoint], timeout: float = DEFAULT_TIMEOUT) -
     """Every worker at once (a dead one costs one timeout, not one per worker), in order."""
     if not endpoints:
         return []
+    from concurrent.futures import ThreadPoolExecutor   # only here: keeps `import ggufrope.rpc` light
 
     def one(ep: Endpoint) -> WorkerInfo | WorkerError:
         try:

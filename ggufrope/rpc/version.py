@@ -39,7 +39,8 @@ def source_proto_version(source_dir: str) -> ProtoVersion:
 def compatibility(local: ProtoVersion, worker: ProtoVersion) -> tuple[str, str]:
     """("same" | "patch" | "incompatible", a sentence saying so plainly)."""
     if local == worker:
-        return "same", f"both speak RPC protocol {local}"
+        return "same", (f"same RPC protocol {local} as this build (the version a worker tells over the wire; "
+                        f"the same llama.cpp commit on both sides is the sure way)")
     if worker.major != local.major or worker.minor > local.minor:
         return "incompatible", (f"the worker speaks RPC protocol {worker} and this build {local}: llama.cpp refuses "
                                 f"the worker (\"RPC server version mismatch\"); build both from the same llama.cpp")
