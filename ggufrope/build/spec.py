@@ -20,7 +20,8 @@ DEFAULT_FA_PAIRS = ("q4_0-q4_0", "q8_0-q8_0", "f16-f16", "bf16-bf16")  # this ll
 # Portable x86-64 CPU flags: runs on any AVX2 machine. GGML_NATIVE=ON on these hosts
 # crashes on quantized models (docs/native.md, "CPU crash guard").
 PORTABLE_X86 = ("-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON")
-LLAMA_TARGETS = ("llama-cli", "llama-completion", "llama-server", "llama-bench", "llama-perplexity")
+LLAMA_TARGETS = ("llama-cli", "llama-completion", "llama-server", "llama-bench", "llama-perplexity",
+                 "llama-fit-params")
 NATIVE_TARGETS = ("ggufrope-probe", "ggufrope-rope-angles", "ggufrope-gguf-oracle")
 RPC_TARGET = "ggml-rpc-server"
 # ggufrope's worker (native/rpc_worker.cpp): ggml-rpc-server's engine with a capacity cap. Built
