@@ -20,8 +20,9 @@ class Row:
     what: str          # key or fact
     file: Any          # the file's value (None = absent)
     expected: Any      # what ggufrope says llama.cpp will use
-    engine: Any        # what llama.cpp resolved
+    engine: Any        # what llama.cpp resolved (None when it did not report the value)
     ok: bool
+    reported: bool = True  # False: the probe's output lacks this value (a renamed field, an old probe)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -74,10 +75,13 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
 
 
 def compare(info: ModelInfo, probe_doc: dict) -> list[Row]:
-    hp = probe_doc.get("hparams", {})
+    """One row per value ggufrope expects. A value the probe did not report is a failing row:
+    a probe whose field names drifted must not pass by comparing nothing."""
+    hp = probe_doc.get("hparams") or {}
     rows = []
     for name, (what, file_v, expect) in expected_hparams(info).items():
         if name not in hp:
-            continue
-        rows.append(Row(what, file_v, expect, hp[name], _same(expect, hp[name])))
+            rows.append(Row(what, file_v, expect, None, False, reported=False))
+        else:
+            rows.append(Row(what, file_v, expect, hp[name], _same(expect, hp[name])))
     return rows

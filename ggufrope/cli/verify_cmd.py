@@ -62,8 +62,8 @@ def verify_cmd(
     else:
         echo(f"{path}: llama.cpp {res.source.commit} (ggufrope-probe) against ggufrope's reading")
         echo(table([["", "file", "ggufrope expects", "llama.cpp resolved", ""]] +
-                   [[r.what, _text(r.file), _text(r.expected), _text(r.engine), "ok" if r.ok else "DIFFERS"]
-                    for r in rows]))
+                   [[r.what, _text(r.file), _text(r.expected), _text(r.engine) if r.reported else "(not reported)",
+                     "ok" if r.ok else "DIFFERS" if r.reported else "MISSING"] for r in rows]))
         eff = doc.get("effective")
         if eff:
             flags = " ".join(rope.to_llama_args(include_ctx=False))
@@ -71,5 +71,7 @@ def verify_cmd(
             keys = ["rope_scaling_type", "freq_base", "freq_scale", "n_ctx_orig_yarn", "yarn_ext_factor",
                     "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_corr_dims", "n_ctx_train_after"]
             echo(table([[k, _text(eff.get(k))] for k in keys if k in eff]))
-        echo("all values agree" if not bad else f"{len(bad)} value(s) differ")
+        missing = sum(not r.reported for r in bad)
+        echo("all values agree" if not bad else
+             f"{len(bad) - missing} value(s) differ" + (f", {missing} not reported by llama.cpp" if missing else ""))
     raise typer.Exit(1 if bad else 0)
