@@ -11,12 +11,11 @@ is shown on a 48-token prompt at a 2x plan (16384).
 import json
 import shutil
 
+import llama_cpp  # the engine oracle: installed by ./bootstrap (ggufrope[engine]); absent = a failure, not a skip
 import numpy as np
 import pytest
 
 from conftest import run_cli
-
-llama_cpp = pytest.importorskip("llama_cpp")
 
 N_THREADS = 2
 SMOL_TOKENS = 48

@@ -308,7 +308,6 @@ def test_target_model_and_preset(tmp_path, tiny_model, monkeypatch):
     model = tiny_model(n_ctx=256)
     t = resolve_target(model, env={"GGUFROPE_HOME": str(tmp_path)})
     assert (t.model, t.preset, t.preset_rope) == (model, None, None)
-    pytest.importorskip("ggufrope.presets")
     toml = tmp_path / "mine.toml"
     toml.write_text(f'model = "{model}"\n[rope]\nplan = "yarn:1024"\nyarn_beta_fast = 16.0\n')
     t = resolve_target(str(toml), env={"GGUFROPE_HOME": str(tmp_path), "GGUFROPE_CONFIG": str(tmp_path / "cfg")})
