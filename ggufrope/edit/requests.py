@@ -16,7 +16,7 @@ from ggufrope.errors import EditError, UsageError
 from ggufrope.gguf import GGUFHeader, ValueType
 from ggufrope.gguf.constants import FLOAT_TYPES, INT_RANGES, TYPE_ALIASES
 from ggufrope.settings.keys import BY_FIELD, KNOWN_TYPES, ROPE_KEYS, rope_key_for
-from ggufrope.settings.rope_settings import RopeSettings
+from ggufrope.settings.rope_settings import RopeSettings, check_value
 
 _OVERRIDE_KINDS = ("int", "float", "bool", "str")
 
@@ -108,9 +108,9 @@ def assignment_op(header: GGUFHeader, a: Assignment, arch: str) -> tuple[SetValu
     value = _parse_text(kind, a.text, a.key, header.path)
     if vtype == ValueType.INT32 and a.kind == "int" and existing is None and not -(2**31) <= value < 2**31:
         vtype = ValueType.INT64
-    if rk is not None and rk.field == "scaling_type":
+    if rk is not None:
         try:
-            RopeSettings(scaling_type=value)  # validates
+            check_value(rk.field, value)  # the rule the RoPE flags follow
         except UsageError as e:
             raise UsageError(f"{header.path}: {e}") from None
     return SetValue(a.key, vtype, value), notes

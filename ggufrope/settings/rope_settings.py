@@ -39,6 +39,35 @@ def f32(v: float) -> float:
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
+_POSITIVE = ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor", "yarn_beta_fast",
+             "yarn_beta_slow")
+_FINITE = ("yarn_ext_factor", "yarn_log_multiplier")
+_COUNTS = ("context_length", "original_context_length", "dimension_count")
+
+
+def check_value(field_name: str, v: Any) -> None:
+    """The one rule for a RoPE value, whichever route it takes (RopeSettings fields, the patch
+    flags, `patch --set ARCH.rope...=TYPE:VALUE`, preset fields): UsageError naming the key when
+    llama.cpp would abort on it or compute garbage (NaN, a zero or negative factor or base, a
+    zero context). None is "not set" and always passes."""
+    if v is None:
+        return
+    suffix = BY_FIELD[field_name].suffix
+    if field_name == "scaling_type":
+        if v not in SCALING_TYPES:
+            raise UsageError(f"rope scaling type {v!r} is not one of "
+                             f"{', '.join(SCALING_TYPES)} (anything else aborts llama.cpp)")
+    elif field_name in _POSITIVE:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            raise UsageError(f"{suffix} must be a positive number, not {v}")
+    elif field_name in _FINITE:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise UsageError(f"{suffix} must be a finite number, not {v}")
+    elif field_name in _COUNTS:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32:
+            raise UsageError(f"{suffix} must be a positive 32-bit integer, not {v}")
+
+
 @dataclass(frozen=True)
 class RopeSettings:
     context_length: int | None = None
@@ -77,25 +106,8 @@ class RopeSettings:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def validate(self) -> None:
-        if self.scaling_type is not None and self.scaling_type not in SCALING_TYPES:
-            raise UsageError(f"rope scaling type {self.scaling_type!r} is not one of "
-                             f"{', '.join(SCALING_TYPES)} (anything else aborts llama.cpp)")
-        for name in ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive number, not {v}")
-        for name in ("yarn_beta_fast", "yarn_beta_slow"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive number, not {v}")
-        for name in ("yarn_ext_factor", "yarn_log_multiplier"):
-            v = getattr(self, name)
-            if v is not None and not math.isfinite(v):
-                raise UsageError(f"{BY_FIELD[name].suffix} must be a finite number, not {v}")
-        for name in ("context_length", "original_context_length", "dimension_count"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32):
-                raise UsageError(f"{BY_FIELD[name].suffix} must be a positive 32-bit integer, not {v}")
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
 
     # -- derived --------------------------------------------------------------
     @property
