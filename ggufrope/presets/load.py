@@ -94,6 +94,9 @@ def read_file(path: str, origin: str = FILE, name: str | None = None) -> PresetF
         raise PresetError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise PresetError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; no preset nests like this
+        raise PresetError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     return parse(data, text, path, origin, name)
 
 
@@ -168,6 +171,10 @@ def find(name: str, env: Mapping[str, str], below: str | None = None,
     found = available(env).get(name, [])
     if below == USER:
         found = [f for f in found if f[0] != USER]
+        if not found:   # a user preset may extend the built-in of its own name; there is none
+            raise _fail(asked_in[0] if asked_in else user_dir(env), asked_in[1] if asked_in else None, "extends",
+                        f"preset {name!r} extends itself (a user preset may extend only a built-in of the same "
+                        f"name, and there is no built-in {name!r}); name another preset, or remove `extends`")
     if not found:
         known = sorted(available(env))
         m = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
