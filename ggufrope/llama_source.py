@@ -1,37 +1,31 @@
 """The llama.cpp source ggufrope uses by default: the tree vendored in the pinned
 llama-cpp-python sdist on PyPI (so the Python engine and our builds share one version),
-downloaded once with pip and unpacked into the cache."""
+downloaded once by its pinned URL and sha256 (ggufrope.fetch; never through pip, which would
+run the sdist's build backend first) and unpacked into the cache with a completion marker."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from typing import Callable, Mapping
 
-from ggufrope import paths
-from ggufrope.errors import FetchError
+from ggufrope import fetch, paths
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+# llama_cpp_python-0.3.36.tar.gz, sha256 as downloaded from PyPI on 2026-11-30 (equal to PyPI's own).
+SDIST = fetch.Pinned(
+    filename=f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz",
+    url="https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/"
+        "llama_cpp_python-0.3.36.tar.gz",
+    size=76_589_250, sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
+TOP = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}"
+# 215,783,339 bytes in 3,884 files; the bound stops a runaway unpack, the pin already fixed the content.
+UNPACKED_MAX = 256 << 20
+# fetch.tree_digest of the unpacked sdist: lets a tree unpacked by an older ggufrope (before
+# completion markers) be verified in place instead of downloaded again.
+TREE_DIGEST = "f0c7a9c82d7eb5cd2c263b2ebd1eabe149f38587b07971b99ef87afefd3866c2"
 
 
 def vendored_tree(env: Mapping[str, str] | None = None, log: Callable[[str], None] = lambda s: None) -> str:
-    """Path of vendor/llama.cpp inside the unpacked sdist, fetching it if needed."""
-    root = os.path.join(paths.home(env), "src", f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}")
-    tree = os.path.join(root, "vendor", "llama.cpp")
-    if os.path.isfile(os.path.join(tree, "CMakeLists.txt")):
-        return tree
-    os.makedirs(os.path.dirname(root), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(root)) as tmp:
-        req = f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"
-        log(f"downloading the {req} sdist (carries llama.cpp's source)")
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            "--disable-pip-version-check", "-q", "-d", tmp, req], capture_output=True, text=True)
-        sdists = [f for f in os.listdir(tmp) if f.endswith(".tar.gz")]
-        if r.returncode != 0 or not sdists:
-            raise FetchError(f"{req}: pip download failed: {(r.stderr or r.stdout).strip()[-300:]}")
-        with tarfile.open(os.path.join(tmp, sdists[0])) as t:
-            t.extractall(tmp, filter="data")
-        os.replace(os.path.join(tmp, f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}"), root)
-    return tree
+    """Path of vendor/llama.cpp inside the unpacked, verified sdist, fetching it if needed."""
+    root = fetch.fetch_tree(SDIST, os.path.join(paths.home(env), "src"), TOP, UNPACKED_MAX, log,
+                            legacy_digest=TREE_DIGEST)
+    return os.path.join(root, "vendor", "llama.cpp")

