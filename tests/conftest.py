@@ -3,8 +3,10 @@ shared artefacts (the llama.cpp source with its vocab files, the SmolLM2 model),
 from the real cache once per session."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import signal
 import subprocess
 import sys
 from typing import Callable
@@ -64,6 +66,21 @@ def run_cli(*args: str, env_extra: dict | None = None, check: bool = False,
     if check and r.returncode != 0:
         raise AssertionError(f"ggufrope {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
     return r
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float, what: str = "this step"):
+    """Fail (instead of waiting forever) when the body runs past `seconds`: a guard against a
+    hang, far above any normal duration, never a speed claim (those are in benchmarks/)."""
+    def fire(signum, frame):
+        raise TimeoutError(f"{what} hung: still running after {seconds:.0f}s")
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def file_digest(path: str) -> str:

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import REPO, file_digest, write_tiny_llama
+from conftest import REPO, file_digest, hang_guard, write_tiny_llama
 from ggufrope.errors import GGUFFormatError
 from ggufrope.gguf import ValueType, encode_kv, read_header
 from ggufrope.gguf.reader import parse_header
@@ -459,12 +458,9 @@ def test_bad_input(make, tmp_path):
     env = Env(tmp_path)
     case = make(env)
     before = file_digest(case.file) if case.file else None
-    t0 = time.monotonic()
-    r = cli(*case.args, timeout=case.timeout)
-    elapsed = time.monotonic() - t0
+    r = cli(*case.args, timeout=case.timeout)  # the timeout is a hang guard, not a speed claim
     names = case.file if case.names == "<file>" else case.names
     assert_clean_failure(r, code=case.code, problem=case.problem, names=names)
-    assert elapsed < 20, f"took {elapsed:.1f}s"
     dirs = case.dirs or ([os.path.dirname(case.file)] if case.file else [])
     assert leftovers(*dirs) == []
     if case.file:
@@ -493,23 +489,19 @@ def test_absurd_sizes_fail_fast_without_allocating(name):
     buf = ABSURD[name]()
     tracemalloc.start()
     try:
-        t0 = time.perf_counter()
-        with pytest.raises(GGUFFormatError):
+        # hang guard: walking 2^29 elements instead of refusing the count would take minutes
+        with hang_guard(60), pytest.raises(GGUFFormatError):
             parse_header(buf, len(buf), f"/m/{name}.gguf", check_data=True)
-        elapsed = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.5
     assert peak < 256 * 1024, f"peak {peak} bytes while refusing {name}"
 
 
 def test_string_2_60_through_cli_under_memory_limit(tmp_path):
     p = str(tmp_path / "absurd.gguf")
     Path(p).write_bytes(ABSURD["string-2^60"]())
-    t0 = time.monotonic()
-    r = cli("inspect", p, mem_limit=256 << 20)
-    assert time.monotonic() - t0 < 10
+    r = cli("inspect", p, mem_limit=256 << 20)  # cli's timeout is the hang guard
     assert_clean_failure(r, code=FORMAT, problem="absurd length", names=p)
 
 
@@ -518,7 +510,7 @@ def test_debug_shows_traceback(tmp_path):
     base = tiny(tmp_path / "m.gguf")
     p = patched(base, str(tmp_path / "cut.gguf"), cut=layout(base)["kv_end"] + 5)
     r = cli("--debug", "inspect", p)
-    assert r.returncode != 0
+    assert r.returncode == 1  # an uncaught exception: Python's own exit status
     assert "Traceback" in r.stderr and "GGUFFormatError" in r.stderr and p in r.stderr
 
 
@@ -553,6 +545,17 @@ SEMANTIC = {
 }
 
 
+# what inspect and patch do with each (the rest: inspect shows it, patch patches it)
+_NOT_INT = "{} is stored as {}, not an integer; give --yarn-orig-ctx N"
+_DAMAGED = (3, "ggufrope.original is damaged (")  # then Python's reason
+SEMANTIC_OUTCOME = {
+    "context-length-string": {"patch": (4, _NOT_INT.format("context_length", "'big'"))},
+    "context-length-f32": {"patch": (4, _NOT_INT.format("context_length", "4096.5"))},
+    "orig-context-string": {"patch": (4, _NOT_INT.format("rope.scaling.original_context_length", "'x'"))},
+    "history-not-a-dict": {"inspect": _DAMAGED, "patch": _DAMAGED},
+}
+
+
 def _semantic_model(path: str, key: str, value, vtype: ValueType) -> str:
     import gguf
     import numpy as np
@@ -580,15 +583,21 @@ def test_wrongly_typed_metadata(name, tmp_path):
     key, value, vtype = SEMANTIC[name]
     p = _semantic_model(str(tmp_path / f"{name}.gguf"), key, value, vtype)
     before = file_digest(p)
-    runs = [["inspect", p], ["inspect", "--json", "--all", p],
-            ["patch", p, "-o", str(tmp_path / "o.gguf"), "--rope-scale", "2"]]
+    out = str(tmp_path / "o.gguf")
+    runs = [["inspect", p], ["inspect", "--json", "--all", p], ["patch", p, "-o", out, "--rope-scale", "2"]]
+    expect = SEMANTIC_OUTCOME.get(name, {})
     for args in runs:
         r = cli(*args, timeout=60)
         assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr, (args, r.stderr[-2000:])
-        if r.returncode != 0:
-            lines = error_lines(r.stderr)
-            assert len(lines) == 1 and lines[0].startswith("ggufrope: error: ") and p in lines[0], \
-                (args, r.stderr)
+        code, message = expect.get(args[0], (0, None))
+        assert r.returncode == code, (args, r.stderr)
+        lines = [ln for ln in error_lines(r.stderr) if not ln.startswith("copying tensor data")]
+        if code:
+            assert len(lines) == 1 and lines[0].startswith(f"ggufrope: error: {p}: {message}"), (args, r.stderr)
+            assert message.endswith("(") or lines[0] == f"ggufrope: error: {p}: {message}", (args, r.stderr)
+        else:
+            assert r.stdout.strip() and lines == [], (args, r.stderr)
+    assert os.path.exists(out) == (expect.get("patch", (0,))[0] == 0)
     assert file_digest(p) == before
     assert leftovers(str(tmp_path)) == []
 
