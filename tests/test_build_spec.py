@@ -81,27 +81,58 @@ def test_bad_kv(square, pairs, msg):
         parse_kv_pairs(square, pairs)
 
 
-def _world(found: dict[str, str], files: list[str], system="Linux"):
+def fake_glob(files: list[str]):
+    """glob over a list of files (and the directories they imply), component by component."""
     import fnmatch
-    return World(which=lambda n: found.get(n), exists=lambda p: p in files,
-                 glob=lambda pat: [f for f in files if fnmatch.fnmatch(f, pat)], system=system, env={})
+
+    def g(pat: str) -> list[str]:
+        depth = pat.count("/")
+        cands = {"/".join(f.split("/")[:depth + 1]) for f in files if f.count("/") >= depth}
+        return sorted(c for c in cands if fnmatch.fnmatch(c, pat))
+    return g
+
+
+def _world(found: dict[str, str], files: list[str], system="Linux", outputs: dict | None = None):
+    outputs = outputs or {}
+    return World(which=lambda n: found.get(n), exists=lambda p: p in files, glob=fake_glob(files),
+                 run=lambda argv: next((v for k, v in outputs.items() if k in " ".join(argv)), None),
+                 system=system, env={"GGUFROPE_HOME": "/nonexistent/ggufrope-home"})
+
+
+NVCC_13 = {"--version": "Cuda compilation tools, release 13.0, V13.0.88",
+           "-dryrun": "#$ _HERE_=/usr/local/cuda-13.0/bin\n#$ TOP=/usr/local/cuda-13.0/bin/.."}
+TOOLKIT_13 = ["/usr/local/cuda-13.0/bin/nvcc", "/usr/local/cuda-13.0/lib64/libcudart.so.13",
+              "/usr/local/cuda-13.0/include/cuda_runtime.h", "/usr/local/cuda-13.0/include/cccl/cub/cub.cuh"]
 
 
 def test_doctor_nvcc_without_cublas():
-    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/cuda-13.0/bin/nvcc"}, [])
+    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/bin/nvcc"}, TOOLKIT_13,
+               outputs=NVCC_13)
     w.version = lambda exe, *a: "3.25.1" if "cmake" in exe else "13.0"
     st = {b.backend: b for b in backends(w, tools(w))}
     assert st["cpu"].ready and st["rpc"].ready
-    assert not st["cuda"].ready and "cuBLAS" in st["cuda"].missing[0] and "nvcc is present" in st["cuda"].missing[0]
+    msg = st["cuda"].missing[0]
+    assert not st["cuda"].ready and msg.startswith("cuBLAS (nvcc 13.0.88 is present")
+    assert "ggufrope build cuda-toolkit --fetch (pip downloads nvidia-cublas==13.0.2.14, 401 MiB" in msg
     assert not st["metal"].ready and "Apple" in st["metal"].missing[0]
 
 
-def test_doctor_cuda_ready_with_cublas():
-    files = ["/usr/local/cuda-12.4/lib64/libcublas.so.12"]
-    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/cuda-12.4/bin/nvcc"}, files)
+def test_doctor_cuda_ready_with_system_cublas():
+    files = TOOLKIT_13 + ["/usr/local/cuda-13.0/lib64/libcublas.so.13", "/usr/local/cuda-13.0/include/cublas_v2.h"]
+    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/bin/nvcc"}, files,
+               outputs=NVCC_13)
     w.version = lambda exe, *a: "3.28.0"
     st = {b.backend: b for b in backends(w, tools(w))}
     assert st["cuda"].ready, st["cuda"].missing
+
+
+def test_doctor_cublas_library_without_headers_is_missing():
+    files = TOOLKIT_13 + ["/usr/local/cuda-13.0/lib64/libcublas.so.13"]  # runtime package, no -dev
+    w = _world({"cmake": "/usr/bin/cmake", "c++": "/usr/bin/c++", "nvcc": "/usr/local/bin/nvcc"}, files,
+               outputs=NVCC_13)
+    w.version = lambda exe, *a: "3.28.0"
+    st = {b.backend: b for b in backends(w, tools(w))}
+    assert st["cuda"].missing[0].startswith("cuBLAS (")
 
 
 def test_doctor_no_cmake():

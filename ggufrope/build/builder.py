@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 from ggufrope import paths
 from ggufrope.build.source import SourceInfo
@@ -36,6 +36,8 @@ class BuildResult:
     binaries: dict[str, str]
     seconds: float
     cached: bool
+    checks: dict = field(default_factory=dict)
+    """What the build verified about itself: CUDA toolkit, FA kernels, ldd, smoke test."""
 
     def binary(self, name: str) -> str:
         try:
@@ -46,7 +48,7 @@ class BuildResult:
     def to_dict(self) -> dict:
         return {"dir": self.dir, "bin_dir": self.bin_dir, "spec": self.spec.to_dict(),
                 "source": self.source.to_dict(), "binaries": self.binaries, "seconds": round(self.seconds, 1),
-                "cached": self.cached}
+                "cached": self.cached, "checks": self.checks}
 
 
 def builds_dir(env: Mapping[str, str] | None = None) -> str:
@@ -58,14 +60,16 @@ def build_dir(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str] | None
 
 
 def commands(spec: BuildSpec, source: SourceInfo, bdir: str, repo_root: str, jobs: int,
-             generator: str | None) -> tuple[list[str], list[str]]:
-    """The exact configure and build argv lists."""
+             generator: str | None, machine_args: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """The exact configure and build argv lists. machine_args: what this machine adds to the
+    spec's arguments (the CUDA toolkit's paths, GGML_CUDA_NO_VMM; CudaToolkit.cmake_args)."""
     import platform
     configure = ["cmake", "-S", repo_root, "-B", os.path.join(bdir, "build")]
     if generator:
         configure += ["-G", generator]
     version = (source.build_number if source.build_number != "unknown" else "0", source.commit)
     configure += spec.cmake_args(source.path, source.has_fa_quants_option, version, platform.machine())
+    configure += list(machine_args)
     build = ["cmake", "--build", os.path.join(bdir, "build"), "--parallel", str(jobs), "--target", *spec.build_targets]
     return configure, build
 
@@ -103,7 +107,8 @@ def _result_from_stamp(bdir: str, stamp: dict, spec: BuildSpec, source: SourceIn
     bins = stamp.get("binaries", {})
     if not bins or not all(os.path.exists(p) for p in bins.values()):
         return None
-    return BuildResult(bdir, stamp["bin_dir"], spec, source, bins, stamp.get("seconds", 0.0), True)
+    return BuildResult(bdir, stamp["bin_dir"], spec, source, bins, stamp.get("seconds", 0.0), True,
+                       stamp.get("checks", {}))
 
 
 def _run_logged(argv: list[str], log_path: str, env: Mapping[str, str], progress: Progress | None,
@@ -134,7 +139,7 @@ def last_errors(log_path: str, n: int = 12) -> str:
 
 def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None = None,
           log: Callable[[str], None] = lambda s: None, force: bool = False,
-          smoke: Callable[[BuildResult], None] | None = None) -> BuildResult:
+          smoke: Callable[[BuildResult], str | None] | None = None, offline: bool = False) -> BuildResult:
     """Build spec from source, or return the cached build. One process at a time per build dir
     (a lock file in it): a second one waits, says so, and then finds the first one's stamp."""
     bdir = build_dir(spec, source, env)
@@ -146,7 +151,7 @@ def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress:
     with exclusive(os.path.join(bdir, "build.lock"), log, f"building {bdir}"):
         if not force and (res := _cached(bdir, nhash, spec, source)) is not None:
             return res
-        return _build_locked(spec, source, env, progress, log, smoke, bdir, root, nhash)
+        return _build_locked(spec, source, env, progress, log, smoke, offline, bdir, root, nhash)
 
 
 def _cached(bdir: str, nhash: str, spec: BuildSpec, source: SourceInfo) -> BuildResult | None:
@@ -157,14 +162,24 @@ def _cached(bdir: str, nhash: str, spec: BuildSpec, source: SourceInfo) -> Build
 
 
 def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None,
-                  log: Callable[[str], None], smoke: Callable[[BuildResult], None] | None,
+                  log: Callable[[str], None], smoke: Callable[[BuildResult], str | None] | None, offline: bool,
                   bdir: str, root: str, nhash: str) -> BuildResult:
     """Configure, build, check and stamp; the caller holds bdir's lock."""
     log_path = os.path.join(bdir, "build.log")
     generator = "Ninja" if shutil.which("ninja") else None
-    configure, build_cmd = commands(spec, source, bdir, root, os.cpu_count() or 2, generator)
     if shutil.which("cmake") is None:
         raise BuildError("cmake not found: install cmake (>= 3.18); `ggufrope doctor` lists what is missing")
+    checks: dict = {}
+    machine_args: list[str] = []
+    if spec.backend == "cuda":
+        import platform
+        from ggufrope.build import cuda_toolkit
+        tk = cuda_toolkit.prepare(env, offline or cuda_toolkit.is_offline(env), platform.machine(), log)
+        for n in tk.notes():
+            log(n)
+        machine_args = tk.cmake_args()
+        checks["cuda_toolkit"] = tk.to_dict()
+    configure, build_cmd = commands(spec, source, bdir, root, os.cpu_count() or 2, generator, machine_args)
     t0 = time.monotonic()
     log(f"configuring {spec.name()} ({source.path} @ {source.commit}); log: {log_path}")
     _run_logged(configure, log_path, env, None, "cmake configure")
@@ -175,9 +190,13 @@ def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], p
     missing = [t for t in spec.build_targets if t not in bins]
     if missing:
         raise BuildError(f"build finished without {', '.join(missing)}; full log: {log_path}")
-    res = BuildResult(bdir, bin_dir, spec, source, bins, time.monotonic() - t0, False)
+    if spec.backend == "cuda":
+        from ggufrope.build import cuda_check
+        checks["cuda"] = cuda_check.inspect(bin_dir, spec)
+        log(f"FA kernels compiled in ({cuda_check.CUDA_LIB}): {', '.join(checks['cuda']['fa_kernels'])}")
+    res = BuildResult(bdir, bin_dir, spec, source, bins, time.monotonic() - t0, False, checks)
     if smoke is not None:
-        smoke(res)
+        checks["smoke"] = smoke(res) or "passed"
     with open(os.path.join(bdir, "build.json.tmp"), "w") as f:
         json.dump({**res.to_dict(), "native_hash": nhash, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "python": sys.version.split()[0]}, f, indent=2)

@@ -2,14 +2,10 @@
 Every probe takes an injected `which`/`run`/`exists` so tests can describe any machine."""
 from __future__ import annotations
 
-import glob
-import os
-import platform
-import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
-from typing import Callable
+
+from ggufrope.build import cuda_toolkit
+from ggufrope.build.world import World
 
 
 @dataclass
@@ -26,48 +22,6 @@ class BackendStatus:
     missing: list[str] = field(default_factory=list)
 
 
-@dataclass
-class World:
-    """The machine as doctor sees it (injectable)."""
-
-    which: Callable[[str], str | None] = shutil.which
-    exists: Callable[[str], bool] = os.path.exists
-    glob: Callable[[str], list[str]] = glob.glob
-    system: str = platform.system()
-    machine: str = platform.machine()
-    env: dict = field(default_factory=lambda: dict(os.environ))
-
-    def version(self, exe: str, *args: str) -> str | None:
-        try:
-            r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        m = re.search(r"(\d+\.\d+(\.\d+)?)", r.stdout + r.stderr)
-        return m.group(1) if m else None
-
-
-def _cuda_roots(w: World) -> list[str]:
-    roots = []
-    for var in ("CUDA_PATH", "CUDA_HOME", "CUDAToolkit_ROOT"):
-        if w.env.get(var):
-            roots.append(w.env[var])
-    nvcc = w.which("nvcc")
-    if nvcc:
-        roots.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
-    roots += ["/usr/local/cuda"] + sorted(w.glob("/usr/local/cuda-*"))
-    return list(dict.fromkeys(roots))
-
-
-def find_cublas(w: World) -> str | None:
-    for root in _cuda_roots(w):
-        for sub in ("lib64", "lib", "targets/x86_64-linux/lib", "targets/sbsa-linux/lib"):
-            hits = w.glob(os.path.join(root, sub, "libcublas.so*"))
-            if hits:
-                return hits[0]
-    hits = w.glob("/usr/lib/x86_64-linux-gnu/libcublas.so*") + w.glob("/usr/lib64/libcublas.so*")
-    return hits[0] if hits else None
-
-
 def tools(w: World) -> list[Tool]:
     out = []
     for name, args in (("cmake", ("--version",)), ("ninja", ("--version",)), ("c++", ("--version",)),
@@ -75,8 +29,6 @@ def tools(w: World) -> list[Tool]:
                        ("glslc", ("--version",)), ("hipcc", ("--version",)), ("xcrun", ("--version",))):
         p = w.which(name)
         out.append(Tool(name, p, w.version(p, *args) if p else None))
-    cublas = find_cublas(w)
-    out.append(Tool("cuBLAS", cublas))
     vk = (w.glob("/usr/lib/x86_64-linux-gnu/libvulkan.so*") + w.glob("/usr/lib64/libvulkan.so*")
           + w.glob("/usr/lib/aarch64-linux-gnu/libvulkan.so*"))
     out.append(Tool("libvulkan", vk[0] if vk else None))
@@ -107,7 +59,23 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def backends(w: World, ts: list[Tool] | None = None) -> list[BackendStatus]:
+def cuda_missing(w: World, tk: cuda_toolkit.Toolkit | None = None) -> list[str]:
+    """What the CUDA backend lacks, each with the command that fixes it."""
+    tk = tk or cuda_toolkit.detect(w)
+    if not tk.missing:
+        return []
+    names = {"nvcc": "nvcc", "cudart": "the CUDA runtime (cudart)", "cccl": "CCCL (cub/thrust headers)",
+             "cublas": "cuBLAS"}
+    what = ", ".join(names[p] for p in tk.missing)
+    if tk.release is None:
+        return [f"{what}: no nvcc and no NVIDIA driver to tell which CUDA to fetch; install the CUDA toolkit "
+                f"(https://developer.nvidia.com/cuda-downloads) or a driver, then `ggufrope doctor` again"]
+    have = "nvcc " + (f"{tk.nvcc_version} is present" if tk.piece("nvcc").source != "missing" else "is missing")
+    return [f"{what} ({have}; the CUDA configure needs CUDA::cublas and nvcc's headers): "
+            + cuda_toolkit.fix_command(tk, w.machine)]
+
+
+def backends(w: World, ts: list[Tool] | None = None, tk: cuda_toolkit.Toolkit | None = None) -> list[BackendStatus]:
     t = {x.name: x for x in (ts or tools(w))}
     base = []
     if not t["cmake"].path:
@@ -117,13 +85,7 @@ def backends(w: World, ts: list[Tool] | None = None) -> list[BackendStatus]:
     if not t["c++"].path:
         base.append("a C++17 compiler: apt install build-essential / xcode-select --install")
     out = [BackendStatus("cpu", not base, list(base)), BackendStatus("rpc", not base, list(base))]
-    cuda = list(base)
-    if not t["nvcc"].path:
-        cuda.append("the CUDA toolkit (nvcc): install it from NVIDIA and put nvcc on PATH")
-    if not t["cuBLAS"].path:
-        cuda.append("cuBLAS (libcublas): nvcc is " + ("present" if t["nvcc"].path else "missing") +
-                    " but the CUDA configure needs CUDA::cublas (\"Target ggml-cuda links to CUDA::cublas but "
-                    "the target was not found\"); install libcublas-dev / cuda-libraries-dev for your CUDA version")
+    cuda = list(base) + cuda_missing(w, tk)
     out.append(BackendStatus("cuda", not cuda, cuda))
     metal = list(base)
     if w.system != "Darwin":

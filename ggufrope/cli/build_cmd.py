@@ -78,6 +78,8 @@ def build_cmd(
                                              "(its build.backend and build.kv_pairs; RPC when it lists workers)."),
     workers: Optional[str] = typer.Option(None, "--workers", help="RPC workers HOST:PORT,... to check against this "
                                           "build's llama.cpp (RPC protocol version); implies --rpc."),
+    offline: bool = typer.Option(False, "--offline", help="Fetch nothing (CUDA pieces from PyPI); also "
+                                 "GGUFROPE_OFFLINE=1. A missing piece is then an error naming what to install."),
 ) -> None:
     """Build (or return the cached build of) a spec; prints its bin dir. With --workers (or a
     preset that lists rpc workers), checks that they speak this build's RPC protocol."""
@@ -103,13 +105,22 @@ def build_cmd(
     bdir = builder.build_dir(spec, src)
     if dry_run:
         gen = "Ninja" if shutil.which("ninja") else None
-        configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen)
+        machine_args: list = []
+        if spec.backend == "cuda":
+            from ggufrope.build import cuda_toolkit
+            tk = cuda_toolkit.detect(cuda_toolkit.World(env=dict(os.environ)))
+            if tk.to_fetch:
+                note(f"would fetch CUDA {', '.join(tk.to_fetch)}: {cuda_toolkit.fix_command(tk)}")
+            machine_args = tk.cmake_args()
+        configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen,
+                                            machine_args)
         echo(shlex.join(configure))
         echo(shlex.join(build))
         if python:
             _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
         return
-    res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test)
+    res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test,
+                        offline=offline)
     checks = []
     if eps:
         from ggufrope.rpc import check_workers, first_blocking, source_proto_version
@@ -117,7 +128,8 @@ def build_cmd(
     if as_json:
         print_json({**res.to_dict(), **({"workers": [c.to_dict() for c in checks]} if eps else {})})
     else:
-        how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test passed"
+        smoke = res.checks.get("smoke", "passed")
+        how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test: {smoke}"
         echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
         echo(res.bin_dir)
         for c in checks:
@@ -182,9 +194,48 @@ def build_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
     if as_json:
         print_json(stamp)
         return
-    echo(table([["spec", spec.name()], ["llama.cpp", f"{src.commit} (build {src.build_number}) {src.path}"],
-                ["bin_dir", stamp["bin_dir"]], ["binaries", ", ".join(sorted(stamp["binaries"]))],
-                ["built", f"{stamp.get('built_at')} in {stamp.get('seconds')}s"]], indent=""))
+    rows = [["spec", spec.name()], ["llama.cpp", f"{src.commit} (build {src.build_number}) {src.path}"],
+            ["bin_dir", stamp["bin_dir"]], ["binaries", ", ".join(sorted(stamp["binaries"]))],
+            ["built", f"{stamp.get('built_at')} in {stamp.get('seconds')}s"]]
+    checks = stamp.get("checks", {})
+    if "smoke" in checks:
+        rows.append(["smoke test", checks["smoke"]])
+    if "cuda_toolkit" in checks:
+        tk = checks["cuda_toolkit"]
+        rows.append(["CUDA", f"{tk['release']} (nvcc {tk['nvcc_version']})"
+                     + ("; GGML_CUDA_NO_VMM=ON (no driver library at build time)" if tk.get("no_vmm") else "")])
+        rows += [[f"  {n}", f"{p['source']}: {p['path']}"] for n, p in tk["pieces"].items()]
+    if "cuda" in checks:
+        rows.append(["FA kernels", ", ".join(checks["cuda"]["fa_kernels"])])
+        rows += [[f"  ldd {k}", v or "not found"] for k, v in checks["cuda"]["ldd"].items()]
+    echo(table(rows, indent=""))
+
+
+@build_app.command("cuda-toolkit")
+def build_cuda_toolkit(fetch: bool = typer.Option(False, "--fetch", help="Fetch the missing pieces from PyPI "
+                                                  "(NVIDIA's wheels, pinned, sha256-checked)."),
+                       offline: bool = typer.Option(False, "--offline", help="Refuse to fetch; say what to "
+                                                    "install instead."),
+                       as_json: bool = typer.Option(False, "--json")) -> None:
+    """The CUDA toolkit pieces a CUDA build uses (nvcc, cudart, CCCL, cuBLAS): system, cached, missing."""
+    import platform
+    from ggufrope.build import cuda_toolkit
+    w = cuda_toolkit.World(env=dict(os.environ))
+    tk = cuda_toolkit.detect(w)
+    if fetch and tk.to_fetch:
+        tk = cuda_toolkit.prepare(os.environ, offline or cuda_toolkit.is_offline(os.environ), platform.machine(),
+                                  note, w)
+    if as_json:
+        print_json({**tk.to_dict(), "cmake_args": tk.cmake_args(), "to_fetch": tk.to_fetch})
+        return
+    src = {"system": "system", "cached": "cached from PyPI", "missing": "missing"}
+    echo(f"CUDA {tk.release or 'unknown (no nvcc, no driver)'}"
+         + (f", driver supports CUDA {tk.driver_cuda}" if tk.driver_cuda else ", no NVIDIA driver"))
+    echo(table([[p.name, src[p.source], p.path or "-"] for p in tk.pieces]))
+    for n in tk.notes():
+        echo(n)
+    if tk.missing:
+        echo(f"fix: {cuda_toolkit.fix_command(tk, platform.machine())}")
 
 
 @build_app.command("clean")
@@ -208,16 +259,24 @@ def build_clean(names: List[str] = typer.Argument(None, help="Build names (see `
 @app.command("doctor")
 def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Toolchains present, and what each backend still lacks."""
+    from ggufrope.build import cuda_toolkit
     from ggufrope.build.doctor import World, backends, cpu_flags, cpu_note, tools
     w = World()
     ts = tools(w)
-    bs = backends(w, ts)
+    tk = cuda_toolkit.detect(w)
+    bs = backends(w, ts, tk)
     cpu = cpu_note(cpu_flags())
     if as_json:
-        print_json({"tools": [t.__dict__ for t in ts], "backends": [b.__dict__ for b in bs], "cpu": cpu})
+        print_json({"tools": [t.__dict__ for t in ts], "cuda_toolkit": tk.to_dict(),
+                    "backends": [b.__dict__ for b in bs], "cpu": cpu})
         return
     echo("toolchains:")
     echo(table([[t.name, t.version or ("found" if t.path else "-"), t.path or "not found"] for t in ts]))
+    echo(f"CUDA toolkit pieces (CUDA {tk.release or 'unknown: no nvcc, no driver'}):")
+    src = {"system": "system", "cached": "cached from PyPI", "missing": "missing"}
+    echo(table([[p.name, src[p.source], p.path or "-"] for p in tk.pieces]))
+    if tk.missing:
+        echo(f"  fix: {cuda_toolkit.fix_command(tk, w.machine)}")
     echo("backends:")
     for b in bs:
         echo(f"  {b.backend:<7} {'ready' if b.ready else 'missing: ' + '; '.join(b.missing)}")
