@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -117,11 +116,9 @@ def test_chat_streams_through_llama_cpp_python(smollm2):
 
 def test_serve_failure_is_reported_not_hung(tiny_model):
     m = tiny_model(n_ctx=256)
-    t0 = time.monotonic()
     r = run_cli("serve", "demo", "--model", m, "--ctx", "1024", "--port", "auto", *FAST, "--", "--no-such-flag",
-                timeout=120)
+                timeout=120)  # the timeout is the hang guard: a failed start must not wait for requests
     assert r.returncode == 11 and "llama-server exited with" in r.stderr
-    assert time.monotonic() - t0 < 60
 
 
 def test_run_interactive_llama_cli_reads_stdin(smollm2):
@@ -141,15 +138,11 @@ def test_exported_llama_ini_is_what_llama_cpp_reads(tmp_path, tiny_model, cpu_bu
     (tmp_path / "xdg" / "llama.cpp").mkdir(parents=True)
     (tmp_path / "xdg" / "llama.cpp" / "config.ini").write_text(ini)
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
-    # llama.cpp's async logger is not drained at exit (llama.cpp#22142): a run can lose the tail
-    # of its log, so try a few times until the context lines are there
-    for _ in range(4):
-        out = subprocess.run([cpu_build.binaries["llama-completion"], "-p", "a", "-n", "1", "-t", "1", "-no-cnv",
-                              "-lv", "4"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-        log = out.stderr.decode(errors="replace")
-        assert out.returncode == 0, log[-2000:]
-        if "llama_kv_cache: size" in log:
-            break
+    # one run: native/log_flush.cpp drains llama.cpp's async logger at exit (llama.cpp#22142)
+    out = subprocess.run([cpu_build.binaries["llama-completion"], "-p", "a", "-n", "1", "-t", "1", "-no-cnv",
+                          "-lv", "4"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    log = out.stderr.decode(errors="replace")
+    assert out.returncode == 0, log[-2000:]
     assert "using config file" in log and "ignoring option" not in log
     assert re.search(r"llama_context: n_ctx += 2048", log)
     assert re.search(r"llama_context: freq_scale += 0.25", log)
