@@ -1,15 +1,82 @@
 """Long-running child processes ggufrope owns (llama-server, RPC workers): started in their own
 session (a Ctrl-C reaches them only through us, once) with PR_SET_PDEATHSIG on Linux (they
 cannot outlive a killed ggufrope), waited on while nothing asks to stop, stopped with SIGTERM
-and then SIGKILL after a grace period. `StopSignals` turns SIGINT/SIGTERM into such a request."""
+and then SIGKILL after a grace period. `StopSignals` turns SIGINT/SIGTERM into such a request.
+
+The address such a child listens on: `is_loopback` (reachable from this machine only),
+`check_port_free` before starting it (something already there would answer for it) and
+`listens` (does this pid hold the listening socket?) once something answers."""
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Callable, Mapping, Sequence
 
+from ggufrope.errors import EngineError
+
 Popen = Callable[..., subprocess.Popen]
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    h = host.strip().strip("[]").lower()
+    return h in ("localhost", "::1") or h.startswith("127.")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """OSError if host:port cannot be listened on now (another process has it). SO_REUSEADDR as
+    llama.cpp's servers bind (ggml-rpc, cpp-httplib), so a port in TIME_WAIT counts as free."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host.strip("[]"), port))
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process pid holds a listening TCP socket on port (Linux: /proc/net/tcp{,6} and
+    /proc/PID/fd); None where this cannot be told (no /proc)."""
+    inodes: set[str] = set()
+    tables = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        tables += 1
+        for row in rows:
+            cols = row.split()
+            # sl local_address rem_address st ... inode (column 9); st 0A = LISTEN
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    if not tables:
+        return None
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
+def spawn(popen: Popen, argv: Sequence[str], **kw) -> subprocess.Popen:
+    """popen(argv, **kw), with a failure to start (E2BIG, ENOENT, EACCES...) as one EngineError."""
+    try:
+        return popen(list(argv), **kw)
+    except OSError as e:
+        hint = {errno.E2BIG: " (the arguments are longer than the system allows: a huge system prompt or "
+                             "extra_args?)",
+                errno.ENOENT: " (no such program)", errno.EACCES: " (not executable)"}.get(e.errno, "")
+        raise EngineError(f"cannot start {argv[0]}: {e.strerror or e}{hint}") from None
 
 
 def _pdeathsig() -> None:  # runs in the child between fork and exec
@@ -25,7 +92,7 @@ def start(argv: Sequence[str], log: str, env: Mapping[str, str] | None = None,
     """argv (a list, never a shell) with stdout and stderr into the file `log`."""
     with open(log, "w") as lf:
         kw = {"preexec_fn": _pdeathsig} if sys.platform.startswith("linux") else {}
-        return popen(list(argv), stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
+        return spawn(popen, argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
                      env=None if env is None else dict(env), start_new_session=True, **kw)
 
 

@@ -97,12 +97,15 @@ def show_cmd(
 ) -> None:
     """The resolved preset: every value and where it came from (built-in default < preset file
     and its extends chain < GGUFROPE_* environment < command line)."""
-    from ggufrope.presets import schema
+    from ggufrope.presets import schema, secrets
     p = load(name, preset_file, overrides(model, ctx, cache_type_k, cache_type_v, sets))
     res = p.res
+
+    def shown(n: str, v):
+        return secrets.shown(v) if schema.BY_NAME[n].secret else v
     if as_json:
         print_json({"name": p.name, "chain": [{"name": f.name, "path": f.path, "origin": f.origin} for f in res.chain],
-                    "fields": {n: {"value": schema.plan_text(v) if n == "rope.plan" else v,
+                    "fields": {n: {"value": schema.plan_text(v) if n == "rope.plan" else shown(n, v),
                                    "from": str(res.origin(n)), "kind": res.origin(n).kind}
                                for n, v in res.values.items()}})
         return
@@ -112,7 +115,7 @@ def show_cmd(
     echo(f"  precedence: {' < '.join(res.layers)}")
     rows = []
     for spec in schema.FIELDS:
-        v = res.values[spec.name]
+        v = shown(spec.name, res.values[spec.name])
         o = res.origin(spec.name)
         if v is None and not show_all and o.kind == "default":
             continue
@@ -226,9 +229,14 @@ def export_cmd(
         server = binaries.tool_argv0(b, "llama-server")
     text = export(prep, to, server)
     if output:
-        with open(output, "w") as f:
-            f.write(text)
-        note(f"wrote {output}")
+        if prep.api_key and to != "llama-ini":
+            from ggufrope.presets.secrets import write_private
+            write_private(output, text)
+            note(f"wrote {output} (0600: it holds the API key)")
+        else:
+            with open(output, "w") as f:
+                f.write(text)
+            note(f"wrote {output}")
     else:
         sys.stdout.write(text)
 

@@ -18,9 +18,9 @@ _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 DRY = typer.Option(False, "--dry-run", help="Print the exact command (or llama-cpp-python kwargs); start nothing.")
 
 
-def _prepare(p, dry_run: bool):
+def _prepare(p, dry_run: bool, extra: list[str] = ()):
     from ggufrope.presets.prepare import prepare
-    prep = prepare(p, os.environ, fetch=not dry_run, log=note, strict_workers=not dry_run)
+    prep = prepare(p, os.environ, fetch=not dry_run, log=note, strict_workers=not dry_run, extra=extra)
     print_findings(prep, p)
     for w in prep.workers:
         from ggufrope.presets.memory import mib
@@ -58,6 +58,10 @@ def _check_worker_versions(b, workers, dry_run: bool) -> None:
 
 
 def _patched(prep, dry_run: bool) -> None:
+    """Files the launch needs, written just before it: the patched copy, the system prompt file."""
+    if not dry_run:
+        from ggufrope.presets.prepare import write_prompt_file
+        write_prompt_file(prep)
     if prep.needs_patch:
         if dry_run:
             note(f"apply = patched: would write {prep.run_model} first")
@@ -157,17 +161,19 @@ def serve_cmd(
 def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     from ggufrope.presets import launch
     p = p.with_engine("server")
-    prep = _prepare(p, dry_run)
+    prep = _prepare(p, dry_run, extra)
+    if not dry_run:   # before a build that may take minutes
+        launch.check_port(p.server.host, prep.port)
     exe = _binary(p, "llama-server", dry_run, prep)
     argv = [exe] + prep.to_llama_args("llama-server") + extra
     if dry_run:
         echo(shlex.join(argv))
-        if p.server.api_key:
-            note("the API key goes to llama-server in LLAMA_API_KEY, not on the command line")
+        if prep.api_key:
+            note(f"the API key goes to llama-server in {launch.API_KEY_ENV}, not on the command line")
         return 0
     _patched(prep, dry_run)
     log = launch.log_path(os.environ, p.name, "llama-server")
-    srv = launch.Server(argv, launch.child_env(os.environ, p.server.api_key), log, p.server.host, prep.port)
+    srv = launch.Server(argv, launch.child_env(os.environ, prep.api_key), log, p.server.host, prep.port)
     eps = _endpoints(p)
     from ggufrope.childproc import StopSignals
     with StopSignals() as stop:

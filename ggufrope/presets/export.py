@@ -16,6 +16,7 @@ import json
 import shlex
 from typing import Any
 
+from ggufrope.presets import secrets
 from ggufrope.presets.prepare import Prepared
 
 FORMATS = ("llama-ini", "llama-swap", "llama-cpp-server")
@@ -65,6 +66,9 @@ def to_llama_ini(prep: Prepared, section: str | None = None) -> str:
              f"; model {prep.model.path}" + (f" (patched copy {prep.run_model})" if prep.run_model != prep.model.path else ""),
              f"; ctx {prep.n_ctx}" + (" (ctx = auto, resolved on this machine)" if p.ctx == "auto" else ""),
              "version = 1", "", f"[{name}]"]
+    if prep.api_key:   # a key belongs to the router's environment, not to a file others may read
+        lines[3:3] = [f"; the API key is not written here: start llama-server with {secrets.ENV_VAR} set "
+                      f"(or --api-key-file FILE)"]
     width = max((len(k) for k in merged), default=0)
     for k, v in merged.items():
         if "\n" in v:
@@ -98,8 +102,8 @@ def to_llama_swap(prep: Prepared, server_binary: str = "llama-server") -> str:
     lines += [f"      {x}" for x in parts]
     if p.description:
         lines.append(f"    description: {_yaml_str(p.description)}")
-    if p.server.api_key:
-        lines.append(f"    env:\n      - {_yaml_str('LLAMA_API_KEY=' + p.server.api_key)}")
+    if prep.api_key:
+        lines.append(f"    env:\n      - {_yaml_str(f'{secrets.ENV_VAR}=' + prep.api_key)}")
     return "\n".join(lines) + "\n"
 
 
@@ -118,8 +122,8 @@ def to_llama_cpp_server(prep: Prepared) -> dict[str, Any]:
         entry["kv_overrides"] = [f"{k}={_kv_type(v)}:{_kv_text(v)}" for k, v in over.items()]
     cfg: dict[str, Any] = {"host": p.server.host, "port": prep.port or (p.server.port if isinstance(p.server.port, int)
                                                                        else 8000)}
-    if p.server.api_key:
-        cfg["api_key"] = p.server.api_key
+    if prep.api_key:
+        cfg["api_key"] = prep.api_key
     cfg["models"] = [entry]
     return cfg
 

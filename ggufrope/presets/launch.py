@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ggufrope import childproc, paths
+from ggufrope.presets import secrets
 from ggufrope.errors import EngineError
 
 Popen = childproc.Popen
+API_KEY_ENV = secrets.ENV_VAR
 
 
 def log_path(env: Mapping[str, str], preset: str, tool: str) -> str:
@@ -40,19 +42,32 @@ def tail(path: str, n: int = 15) -> str:
 
 
 def child_env(env: Mapping[str, str], api_key: str | None = None) -> dict[str, str]:
+    """env for llama-server, with the resolved key (secrets.api_key) in LLAMA_API_KEY: in the
+    environment, not on the command line (ps shows argv to every user; environ only to the same
+    user)."""
     out = dict(env)
     if api_key:
-        # in the environment, not on the command line (ps shows argv to every user)
-        out["LLAMA_API_KEY"] = os.path.expandvars(api_key)
+        out[API_KEY_ENV] = api_key
     return out
+
+
+def check_port(host: str, port: int) -> None:
+    """EngineError if something already listens on host:port: it would answer /health for
+    llama-server (or llama-server would fail to bind after loading)."""
+    try:
+        childproc.check_port_free(host, port)
+    except OSError as e:
+        h = f"[{host}]" if ":" in host else host
+        raise EngineError(f"cannot listen on {h}:{port}: {e.strerror or e} (another server has the port; "
+                          f"pick another with --port, or --port auto)") from None
 
 
 def one_shot(argv: Sequence[str], env: Mapping[str, str], log: str, popen: Popen = subprocess.Popen,
              verbose: bool = False) -> int:
     """Run to completion; stdout passes through; the llama.cpp log goes to `log` (or stderr)."""
     with open(log, "w") as lf:
-        proc = popen(list(argv), stdin=subprocess.DEVNULL, stdout=None,
-                     stderr=None if verbose else lf, env=dict(env))
+        proc = childproc.spawn(popen, argv, stdin=subprocess.DEVNULL, stdout=None,
+                               stderr=None if verbose else lf, env=dict(env))
         try:
             rc = proc.wait()
         except KeyboardInterrupt:
@@ -66,7 +81,7 @@ def one_shot(argv: Sequence[str], env: Mapping[str, str], log: str, popen: Popen
 
 def interactive(argv: Sequence[str], env: Mapping[str, str], popen: Popen = subprocess.Popen) -> int:
     """A terminal program (llama-cli): it owns the terminal and Ctrl-C; we wait for it."""
-    proc = popen(list(argv), env=dict(env))
+    proc = childproc.spawn(popen, argv, env=dict(env))
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return proc.wait()
@@ -107,6 +122,7 @@ class Server:
     port: int
     popen: Popen = subprocess.Popen
     get: Callable[[str], int] = http_get
+    owns: Callable[[int, int], bool | None] = childproc.listens
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -117,6 +133,7 @@ class Server:
         return f"http://{h}:{self.port}"
 
     def start(self) -> None:
+        check_port(self.host, self.port)
         self.proc = childproc.start(self.argv, self.log, self.env, self.popen)
 
     def wait_ready(self, timeout: float, should_stop: Callable[[], bool] = lambda: False,
@@ -133,6 +150,11 @@ class Server:
                 raise EngineError(f"llama-server exited with {_rc_text(rc)} while starting:\n{tail(self.log)}\n"
                                   f"full log: {self.log}")
             if self.get(self.url + "/health") == 200:
+                if self.owns(self.proc.pid, self.port) is False:
+                    # the port was free when checked; another program took it since
+                    raise EngineError(f"{self.url}/health answers, but not the llama-server ggufrope started "
+                                      f"(pid {self.proc.pid}): another program listens on port {self.port}; "
+                                      f"pick another with --port (log: {self.log})")
                 return True
             time.sleep(poll)
         raise EngineError(f"llama-server did not answer {self.url}/health within {timeout:.0f}s "

@@ -21,11 +21,11 @@ import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ggufrope import paths
 from ggufrope.errors import GgufropeError, PresetError
-from ggufrope.presets import checks, memory
+from ggufrope.presets import checks, memory, secrets, serving
 from ggufrope.presets.checks import Finding
 from ggufrope.presets.model_path import resolve_model
 from ggufrope.presets.preset import Preset
@@ -171,6 +171,8 @@ class Prepared:
     findings: tuple[Finding, ...] = field(default=())
     workers: tuple = ()             # rpc.WorkerInfo of each worker that answered, in the order of rpc
     device_split: tuple[float, ...] = ()   # -ts, per device (workers' devices, then local GPUs)
+    api_key: str | None = field(default=None, repr=False)   # resolved (secrets.api_key); never on an argv
+    system_prompt_file: str | None = None  # a system prompt too long for an argv goes here (-sysf)
 
     @property
     def arch(self) -> str:
@@ -213,7 +215,7 @@ class Prepared:
         if p.n_predict != -1:
             args += ["-n", str(p.n_predict)]
         if p.system_prompt and tool != "llama-server":
-            args += ["-sys", p.system_prompt]
+            args += ["-sysf", self.system_prompt_file] if self.system_prompt_file else ["-sys", p.system_prompt]
         args += p.chat_template_args()
         if tool == "llama-server":
             port = self.port or (p.server.port if isinstance(p.server.port, int) else 8080)
@@ -351,11 +353,14 @@ def workers_and_devices(p: Preset, bud: memory.Budget, on_gpu: bool, strict: boo
 
 def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memory.Budget | None = None,
             log: Callable[[str], None] = lambda s: None, strict_memory: bool = True,
-            strict_workers: bool = True, worker_timeout: float = 5.0) -> Prepared:
+            strict_workers: bool = True, worker_timeout: float = 5.0, extra: Sequence[str] = ()) -> Prepared:
     """Resolve the model, the RoPE settings, the context and the memory plan; run the checks
-    (RPC workers are asked over the network first). Raises PresetError for the first error
-    finding (the others are in the message)."""
+    (RPC workers are asked over the network first). extra: llama.cpp arguments given after `--`
+    (checked for llama-server). Raises PresetError for the first error finding (the others are
+    in the message)."""
     findings: list[Finding] = []
+    key, f_key = secrets.api_key(p.res, env)
+    findings += [Finding(*f) for f in f_key]
     path = resolve_model(p, env, fetch=fetch, log=log)
     m = read_model(path, p, env)
     file_rope = m.info.rope
@@ -433,9 +438,10 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
         needs_patch = not os.path.exists(run_model)
     port = None
     if p.engine == "server":
+        findings += serving.server_findings(p, extra, key is not None, env)
         port = p.server.port if isinstance(p.server.port, int) else free_port(p.server.host)
     prep = Prepared(p, m, run_model, needs_patch, want, file_part, flag_part, n_ctx, cap, fa, port, mp,
-                    tuple(findings), workers, split)
+                    tuple(findings), workers, split, key, prompt_file(p, env))
     errs = prep.errors
     if errs:
         msg = errs[0].render(p)
@@ -443,6 +449,34 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
             msg += "".join(f"\n  also: {e.render(p)}" for e in errs[1:])
         raise PresetError(msg)
     return prep
+
+
+# llama.cpp reads a system prompt from a file (-sysf, common/arg.cpp); one this long goes there
+# rather than on the argv (Linux caps one argument at 128 KiB: "Argument list too long")
+ARGV_TEXT_LIMIT = 16 * 1024
+
+
+def prompt_file(p: Preset, env: Mapping[str, str]) -> str | None:
+    """Where a long system prompt is written for -sysf (named by its hash; None: short enough
+    for the command line)."""
+    if not p.system_prompt or len(p.system_prompt.encode()) <= ARGV_TEXT_LIMIT:
+        return None
+    digest = hashlib.sha256(p.system_prompt.encode()).hexdigest()[:16]
+    return os.path.join(paths.home(env), "prompts", f"system-{digest}.txt")
+
+
+def write_prompt_file(prep: Prepared) -> None:
+    """Write the system prompt file (owner-only: a prompt can be private). llama.cpp drops one
+    trailing newline of the file, so one is added."""
+    path = prep.system_prompt_file
+    if path is None:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(prep.preset.system_prompt + "\n")
+    os.replace(tmp, path)
 
 
 def write_patched_copy(prep: Prepared, log: Callable[[str], None] = lambda s: None) -> str:

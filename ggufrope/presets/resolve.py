@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ggufrope.errors import PresetError
-from ggufrope.presets import load, schema
+from ggufrope.errors import PresetError, UsageError
+from ggufrope.presets import load, schema, secrets
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def cli_layer(overrides: Sequence[Override]) -> list[tuple[str, Any, Origin]]:
         spec = schema.BY_NAME.get(o.field)
         if spec is None:
             raise PresetError(f"{o.flag}: {schema.unknown_field_message(o.field)}")
+        if spec.secret and o.value and not secrets.is_reference(str(o.value)):
+            raise UsageError(secrets.command_line_refusal(o.flag))
         try:
             out.append((spec.name, spec.coerce(o.value, text=isinstance(o.value, str)), Origin("cli", o.flag)))
         except ValueError as e:

@@ -40,6 +40,8 @@ class FieldSpec:
     minimum: float | None = None
     env: bool = True
     """False: not settable from GGUFROPE_* (documentation-only fields)."""
+    secret: bool = False
+    """True: never taken from a command line (unless a $VAR reference) and shown masked (secrets.py)."""
 
     @property
     def env_var(self) -> str:
@@ -288,7 +290,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("server.host", "str", "127.0.0.1", "address llama-server listens on"),
     FieldSpec("server.port", "port", 8080, 'port llama-server listens on ("auto": a free one)'),
     FieldSpec("server.api_key", "str", None,
-              "API key clients must send ($VARS expanded; passed in LLAMA_API_KEY, not on the command line)"),
+              "API key clients must send: the key (in a preset file or GGUFROPE_SERVER_API_KEY) or a $VAR "
+              "reference (an unset one is an error); llama-server gets it in LLAMA_API_KEY, never on a command "
+              "line", secret=True),
+    FieldSpec("server.api_key_file", "str", None,
+              "a file holding the API key (the first line that is not blank or a # comment; keep it chmod 600)"),
     FieldSpec("server.ready_timeout", "int", 300, "seconds to wait for /health before giving up", minimum=1),
     FieldSpec("sampling.temperature", "float", None, "sampling temperature (--temp)", minimum=0),
     FieldSpec("sampling.top_p", "float", None, "top-p (--top-p)", minimum=0),

@@ -17,7 +17,8 @@ class Endpoint:
 
     @property
     def loopback(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost") or self.host.startswith("127.")
+        from ggufrope.childproc import is_loopback   # the one rule (llama-server's host too)
+        return is_loopback(self.host)
 
 
 def parse_endpoint(text: str) -> Endpoint:

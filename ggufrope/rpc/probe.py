@@ -29,6 +29,9 @@ CMD_HELLO = 14
 CMD_DEVICE_COUNT = 15
 CONN_CAPS_SIZE = 24
 DEFAULT_TIMEOUT = 5.0
+# more devices than any machine has: a count above this is a broken or hostile worker (one memory
+# query per device would otherwise go on for as long as it keeps answering)
+MAX_DEVICES = 64
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ def probe(ep: Endpoint, timeout: float = DEFAULT_TIMEOUT) -> WorkerInfo:
             version = ProtoVersion(hello[0], hello[1], hello[2])
             stage = "asking for its devices"
             (count,) = struct.unpack("<I", _call(s, CMD_DEVICE_COUNT, b"", 4))
+            if count > MAX_DEVICES:
+                raise WorkerError(f"RPC worker {ep}: reports {count} devices (at most {MAX_DEVICES} make sense): "
+                                  f"not a working llama.cpp RPC worker; check what listens on {ep}")
             devices = []
             for i in range(count):
                 free, total = struct.unpack("<QQ", _call(s, CMD_GET_DEVICE_MEMORY, struct.pack("<I", i), 16))

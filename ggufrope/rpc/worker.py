@@ -48,11 +48,8 @@ class Worker:
     def check_port(self) -> None:
         """Refuse a port something already listens on (say, another worker): the probe would
         reach that one and report it as ours."""
-        import socket
         try:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as ggml's server binds
-                s.bind((self.endpoint.host, self.endpoint.port))
+            childproc.check_port_free(self.endpoint.host, self.endpoint.port)
         except OSError as e:
             raise WorkerError(f"cannot listen on {self.endpoint}: {e.strerror or e} (another worker, or another "
                               f"program, has the port; pick another with --port)") from None
