@@ -154,6 +154,15 @@ def test_export_with_a_key_is_written_0600(tmp_path, model, fmt):
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_import_of_an_ini_with_a_key_writes_the_preset_0600(tmp_path, _config):
+    ini = tmp_path / "router.ini"
+    ini.write_text(f"version = 1\n\n[m]\nmodel = /models/m.gguf\napi-key = {KEY}\n")
+    r = run_cli("presets", "import", str(ini), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    written = tmp_path / "out" / "m.toml"
+    assert KEY in written.read_text() and stat.S_IMODE(written.stat().st_mode) == 0o600
+
+
 # -- 6. serve --------------------------------------------------------------------------------
 def test_serve_off_loopback_without_a_key_warns(model):
     r = run_cli("serve", "demo", "--model", model, "--ctx", "256", "--host", "0.0.0.0", "--dry-run")

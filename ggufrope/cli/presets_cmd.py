@@ -285,8 +285,13 @@ def import_cmd(
         body = preset_text(values, header=[f"imported by `ggufrope presets import {os.path.basename(file)}`",
                                            f"from section [{sec.name}] of {os.path.abspath(file)}"],
                            extends=extends)
-        with open(out, "w") as f:
-            f.write(body)
+        if values.get("server.api_key"):
+            from ggufrope.presets.secrets import write_private
+            write_private(out, body)
+            note(f"{out}: written 0600 (it holds the API key)")
+        else:
+            with open(out, "w") as f:
+                f.write(body)
         for n in notes:
             note(n)
         echo(f"wrote {out}")

@@ -49,6 +49,7 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "server.host": ("host", "LLAMA_ARG_HOST"),
     "server.port": ("port", "LLAMA_ARG_PORT"),
     "server.api_key": ("api-key", "LLAMA_API_KEY"),
+    "server.api_key_file": ("api-key-file", "LLAMA_ARG_API_KEY_FILE"),
 }
 _BY_KEY = {k: f for f, ks in _FIELD_KEYS.items() for k in ks}
 _TRUE = ("1", "true", "on", "yes", "enabled")
