@@ -716,10 +716,14 @@ def test_journal_on_read_only_filesystem(tmpfs, tmp_path):
     d = tmpfs("16m", "rojournal")
     p = with_reserve(tiny(tmp_path / "base.gguf"), os.path.join(d, "m.gguf"))
     with read_header(p) as h:
-        journal.write(p, h.header_bytes, h.file_size)
+        old = h.raw(0, 64)
+    new = old[:8] + b"\xee" * 56  # an edit killed after its write: rolling back must write
+    journal.write(p, old, new)
+    with open(p, "r+b") as f:
+        f.write(new)
     remount_ro(d)
     before = file_digest(p)
-    r = cli("inspect", p)
+    r = cli("recover", p)  # read-only commands (inspect) never roll back
     assert_clean_failure(r, code=ACCESS, problem=("read-only", "cannot be written"), names=p)
     assert file_digest(p) == before
 

@@ -4,10 +4,11 @@ A driver process imports ggufrope, then runs the real CLI `main()`. It is killed
   * at random moments (fixed seed) between 0 and the measured duration of one edit, and
   * deterministically at every file-system call the edit makes (before it, after it, or in
     the middle of a write: half the bytes written, then SIGKILL).
-After each kill, `ggufrope recover FILE` or simply `ggufrope inspect FILE` must roll the
-interrupted edit back (or forward, for a completed copy): the file then parses with gguf-py,
-carries the same tensor bytes and the old or the new metadata, and no journal or temp file
-is left behind.
+After each kill, `ggufrope recover FILE` must roll the interrupted edit back (or forward, for
+a completed copy): the file then parses with gguf-py, carries the same tensor bytes and the old
+or the new metadata, and no journal or temp file is left behind. Every other kill of an
+in-place edit runs `ggufrope inspect FILE` first, which must report the interrupted edit and
+write nothing (read-only commands never roll back).
 """
 from __future__ import annotations
 
@@ -218,15 +219,27 @@ def scenarios(models, tmp_path_factory):
     return out
 
 
-def recover_how(sc: Scenario, k: int) -> str:
-    """Alternate `ggufrope recover FILE` and plain `ggufrope inspect FILE` (which must recover
-    too); a -o OUT copy may never have reached OUT, so there it is always `recover`."""
-    return "recover" if k % 2 == 0 or sc.old_digest is None else "inspect"
+def inspect_first(sc: Scenario, k: int) -> bool:
+    """Every other kill of an in-place scenario: `ggufrope inspect FILE` before `recover` (a
+    -o OUT copy may never have reached OUT)."""
+    return k % 2 == 1 and sc.old_digest is not None
+
+
+def check_inspect_writes_nothing(sc: Scenario) -> None:
+    """After a kill, `inspect` reports what the crash left and changes nothing."""
+    d = os.path.dirname(sc.target)
+    before, left = file_digest(sc.target), leftovers(d)
+    r = run_cli("inspect", sc.target)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert file_digest(sc.target) == before, "`inspect` wrote into the file"
+    assert leftovers(d) == left, "`inspect` removed or added files"
+    if os.path.exists(journal.journal_path(sc.target)):
+        assert f"ggufrope recover {sc.target}" in r.stderr, r.stderr
 
 
 def check_after_kill(sc: Scenario, recoverer: subprocess.Popen) -> str:
-    """Run the (pre-started) `ggufrope recover|inspect TARGET`; the target must then be the old
-    or the new file, parse with gguf-py, keep its tensor bytes, and nothing may be left over."""
+    """Run the (pre-started) `ggufrope recover TARGET`; the target must then be the old or the
+    new file, parse with gguf-py, keep its tensor bytes, and nothing may be left over."""
     d = os.path.dirname(sc.target)
     interrupted = os.path.exists(journal.journal_path(sc.target))
     had_temp = bool(glob.glob(os.path.join(glob.escape(d), ".*.ggufrope-tmp-*")))
@@ -276,8 +289,8 @@ def test_sigkill_at_random_moments(scenarios, name, tmp_path):
     first, last = times[0], times[-1]
     n = N_RANDOM_KILLS
     edits = ahead(("wait", *sc.argv()) for _ in range(n))
-    recoverers = ahead(("wait", recover_how(sc, k), sc.target) for k in range(n))
-    outcomes = {"old": 0, "new": 0, "interrupted": 0}
+    recoverers = ahead(("wait", "recover", sc.target) for k in range(n))
+    outcomes = {"old": 0, "new": 0, "interrupted": 0, "killed": 0}
     for k in range(n):
         delay = rng.uniform(0, duration) if k % 2 == 0 else rng.uniform(first, last)
         sc.reset()
@@ -286,10 +299,17 @@ def test_sigkill_at_random_moments(scenarios, name, tmp_path):
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.communicate(timeout=60)
+        outcomes["killed"] += p.returncode == -signal.SIGKILL
         outcomes["interrupted"] += bool(leftovers(os.path.dirname(sc.target)))
-        outcomes[check_after_kill(sc, next(recoverers))] += 1
+        if inspect_first(sc, k):
+            check_inspect_writes_nothing(sc)
+        outcomes[check_after_kill(sc, next(recoverers))] += 1  # asserts: old or new file, nothing left
     print(f"{name}: edit {duration * 1000:.0f} ms, writes from {first * 1000:.1f} to {last * 1000:.1f} ms; "
           f"after {n} kills: {outcomes}")
+    # the kills landed while the edit ran (not after it had exited), and some before it had
+    # finished: each of those had to come back as the old file
+    assert outcomes["killed"] >= n // 2, outcomes
+    assert outcomes["old"] >= 1, outcomes
 
 
 @pytest.mark.parametrize("name", ["small-inplace", "small-copy", "small-output"])
@@ -300,21 +320,22 @@ def test_sigkill_at_every_file_system_call(scenarios, name, tmp_path):
     assert ("pwrite" in calls) == (sc.mode == "inplace"), calls
     points = [(i, w) for i, c in enumerate(calls) for w in ("before", "after") + (("torn",) if c in TORN else ())]
     edits = ahead((f"crash:{i}:{when}", *sc.argv()) for i, when in points)
-    recoverers = ahead(("wait", recover_how(sc, k), sc.target) for k in range(len(points)))
-    seen = {"old": 0, "new": 0, "interrupted": 0}
-    cleaned_by = {"recover": 0, "inspect": 0}
+    recoverers = ahead(("wait", "recover", sc.target) for k in range(len(points)))
+    seen = {"old": 0, "new": 0, "interrupted": 0, "inspected": 0}
     for k, (i, when) in enumerate(points):
         sc.reset()
         r = run_released(next(edits))
         assert r.returncode == -signal.SIGKILL, (calls[i], when, r.returncode, r.stderr[-2000:])
         interrupted = bool(leftovers(os.path.dirname(sc.target)))
         seen["interrupted"] += interrupted
-        cleaned_by[recover_how(sc, k)] += interrupted
+        if interrupted and inspect_first(sc, k):
+            check_inspect_writes_nothing(sc)
+            seen["inspected"] += 1
         seen[check_after_kill(sc, next(recoverers))] += 1
-    # the sweep reached both outcomes and left interrupted state, which both `recover` and
-    # plain `inspect` cleaned up (-o OUT: only `recover`, OUT may not exist)
+    # the sweep reached both outcomes and left interrupted state, which `recover` cleaned up
+    # (and which `inspect`, run first on half of the in-place kills, left alone)
     assert seen["old"] and seen["new"] and seen["interrupted"], seen
-    assert cleaned_by["recover"] and (cleaned_by["inspect"] or sc.old_digest is None), cleaned_by
+    assert seen["inspected"] or sc.old_digest is None, seen
     print(f"{name}: calls {calls}; outcomes {seen}")
 
 
@@ -332,26 +353,25 @@ def _inplace_setup(tmp_path: Path, models) -> tuple[str, bytes, bytes]:
 
 def _half_written(p: str, old: bytes, new: bytes) -> None:
     """What a crash leaves: the journal written, the header half overwritten."""
-    with read_header(p) as h:
-        journal.write(p, old, h.file_size)
+    journal.write(p, old, new)
     with open(p, "r+b") as f:
         f.write(new[: len(new) // 2])
 
 
-@pytest.mark.parametrize("next_command", ["recover", "inspect", "patch", "restore"])
+@pytest.mark.parametrize("next_command", ["recover", "patch", "restore"])
 def test_journal_with_half_written_header_is_rolled_back(models, tmp_path, next_command):
     p, old, new = _inplace_setup(tmp_path, models)
     original = Path(p).read_bytes()
     _half_written(p, old, new)
     assert Path(p).read_bytes() != original
-    args = {"recover": ["recover", p], "inspect": ["inspect", p],
+    args = {"recover": ["recover", p],
             "patch": ["patch", p, "--in-place", "--set", "general.name=str:after"],
             "restore": ["restore", p]}[next_command]
     r = run_cli(*args)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "rolled back" in r.stdout + r.stderr
     assert leftovers(str(tmp_path)) == []
-    if next_command in ("recover", "inspect"):
+    if next_command == "recover":
         assert Path(p).read_bytes() == original
     elif next_command == "patch":
         # rolled back first, then edited: only general.name differs from the original
@@ -361,11 +381,23 @@ def test_journal_with_half_written_header_is_rolled_back(models, tmp_path, next_
     assert tensor_digests(p) == tensor_digests(models["small-reserved"])
 
 
+@pytest.mark.parametrize("command", ["inspect", "plan"])
+def test_read_only_command_leaves_a_half_written_header_alone(models, tmp_path, command):
+    """`inspect` and `plan` never roll back: they say what to run, and write nothing."""
+    p, old, new = _inplace_setup(tmp_path, models)
+    _half_written(p, old, new)
+    crashed, jp = Path(p).read_bytes(), journal.journal_path(p)
+    r = run_cli(command, p, *(["--ctx", "1024"] if command == "plan" else []))
+    assert "Traceback" not in r.stderr, r.stderr
+    assert f"run `ggufrope recover {p}`" in r.stderr, r.stderr
+    assert Path(p).read_bytes() == crashed and leftovers(str(tmp_path)) == [jp]
+
+
 def test_torn_journal_is_discarded_and_model_untouched(models, tmp_path):
     """A journal whose checksum fails was cut short before the model was touched."""
     p, old, new = _inplace_setup(tmp_path, models)
     original = Path(p).read_bytes()
-    jp = journal.write(p, old, len(original))
+    jp = journal.write(p, old, new)
     blob = bytearray(Path(jp).read_bytes())
     blob[-10] ^= 0xFF
     Path(jp).write_bytes(bytes(blob))
@@ -383,12 +415,16 @@ def test_torn_journal_is_discarded_and_model_untouched(models, tmp_path):
     pytest.param(b"", id="empty"),
 ])
 def test_damaged_journal_is_discarded(models, tmp_path, blob):
+    """`inspect` reports it and leaves it; `recover` removes it, the model untouched."""
     p, _, _ = _inplace_setup(tmp_path, models)
     original = Path(p).read_bytes()
-    Path(journal.journal_path(p)).write_bytes(blob)
+    jp = journal.journal_path(p)
+    Path(jp).write_bytes(blob)
     r = run_cli("inspect", p)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-    assert "discarded" in r.stderr
+    assert "incomplete edit journal" in r.stderr and leftovers(str(tmp_path)) == [jp], r.stderr
+    r = run_cli("recover", p)
+    assert r.returncode == 0 and "discarded" in r.stdout, r.stdout + r.stderr
     assert Path(p).read_bytes() == original and leftovers(str(tmp_path)) == []
 
 
@@ -401,17 +437,32 @@ def test_incomplete_journal_tmp_is_removed(models, tmp_path):
     assert Path(p).read_bytes() == original and leftovers(str(tmp_path)) == []
 
 
-def test_stale_journal_of_a_replaced_file_is_not_applied(models, tmp_path):
+@pytest.mark.parametrize("replacement", ["big-reserved", "small-reserved"], ids=["other-size", "same-size"])
+def test_stale_journal_of_a_replaced_file_is_not_applied(models, tmp_path, replacement):
     """A journal left by a crash, then the model replaced by a different file before any
-    ggufrope command ran: writing the old header into the new file would corrupt it."""
+    ggufrope command ran (another model, or the same one downloaded again: same size):
+    writing the old header into the new file would corrupt it. The journal is kept until
+    the user drops it; every command says how."""
     p, old, new = _inplace_setup(tmp_path, models)
     _half_written(p, old, new)
-    shutil.copyfile(models["big-reserved"], p)  # e.g. downloaded again, another model
+    jp = journal.journal_path(p)
+    shutil.copyfile(models[replacement], p + ".download")
+    os.replace(p + ".download", p)
     replaced = file_digest(p)
     r = run_cli("inspect", p)
-    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"ggufrope recover --discard {p}" in r.stderr, r.stderr
     assert file_digest(p) == replaced, "a stale journal was written into a different file"
-    assert leftovers(str(tmp_path)) == [] or r.returncode != 0
+    assert leftovers(str(tmp_path)) == [jp]
+    for args in (["recover", p], ["patch", p, "--in-place", "--rope-scale", "2"]):
+        r = run_cli(*args)
+        assert r.returncode == 4, (args, r.returncode, r.stderr)
+        line = _one_error_line(r)
+        assert p in line and "does not match" in line and "--discard" in line, line
+        assert file_digest(p) == replaced and leftovers(str(tmp_path)) == [jp]
+    r = run_cli("recover", "--discard", p)
+    assert r.returncode == 0 and "discarded" in r.stdout, r.stdout + r.stderr
+    assert file_digest(p) == replaced and leftovers(str(tmp_path)) == []
 
 
 def test_stale_temp_file_of_a_dead_copy_is_removed_live_one_kept(models, tmp_path):
@@ -460,8 +511,7 @@ def test_recovery_never_rolls_back_a_live_edit(models, tmp_path):
     `inspect`, `recover` or `patch` must not write the old header back under it."""
     p, old, new = _inplace_setup(tmp_path, models)
     with locked(p):
-        with read_header(p) as h:
-            journal.write(p, old, h.file_size)
+        journal.write(p, old, new)
         with open(p, "r+b") as f:
             f.write(new)
         for args in (["inspect", p], ["recover", p], ["patch", p, "--in-place", "--rope-scale", "2"]):

@@ -121,10 +121,17 @@ def restore_cmd(
 
 
 @app.command("recover")
-def recover_cmd(models: List[str] = typer.Argument(..., help="Files whose edit may have been interrupted.")) -> None:
-    """Roll back an interrupted in-place edit and remove temp files of killed copies."""
+def recover_cmd(
+    models: List[str] = typer.Argument(..., help="Files whose edit may have been interrupted."),
+    discard: bool = typer.Option(False, "--discard",
+                                 help="Drop the journal without writing into the file (for a journal "
+                                      "that no longer matches it, e.g. the file was replaced)."),
+) -> None:
+    """Roll back an interrupted in-place edit and remove temp files of killed copies. A journal
+    is rolled back only into the file it was written for, and only while the journaled bytes
+    are still the old or the new ones; otherwise it is kept and this command fails."""
     for m in models:
-        notes = recover_file(m)
+        notes = recover_file(m, discard=discard)
         for n in notes:
             echo(n)
         if not notes:

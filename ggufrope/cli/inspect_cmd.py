@@ -4,8 +4,8 @@ from __future__ import annotations
 import typer
 
 from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, human_bytes, note, print_json, table
-from ggufrope.edit.api import recover_file
+from ggufrope.cli.output import echo, human_bytes, note, print_json, table, warn
+from ggufrope.edit.api import pending_notes
 from ggufrope.models import resolve
 from ggufrope.report import inspect_report
 
@@ -68,8 +68,8 @@ def inspect_cmd(
 ) -> None:
     """Architecture, trained context, every RoPE setting, shape, header space, KV cache size."""
     path = resolve(model, log=note)
-    for n in recover_file(path):
-        note(n)
+    for n in pending_notes(path):  # read-only: report an interrupted edit, never roll back
+        warn(n)
     rep = inspect_report(path, all_keys=all_keys)
     if as_json:
         print_json(rep)

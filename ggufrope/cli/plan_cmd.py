@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, human_bytes, note, print_json, table
-from ggufrope.edit.api import recover_file
+from ggufrope.cli.output import echo, human_bytes, note, print_json, table, warn
+from ggufrope.edit.api import pending_notes
 from ggufrope.errors import UsageError
 from ggufrope.models import resolve
 from ggufrope.settings import fmt_float
@@ -169,8 +169,8 @@ def plan_cmd(
     path = resolve(model, log=note)
     if ctx <= 0:
         raise UsageError(f"{path}: --ctx must be positive, not {ctx}")
-    for n in recover_file(path):
-        note(n)
+    for n in pending_notes(path):  # read-only: report an interrupted edit, never roll back
+        warn(n)
     plan = make_plan(path, ctx, method, beta_fast=yarn_beta_fast, beta_slow=yarn_beta_slow)
     rep = plan_report(plan, out=output)
     if plot:

@@ -14,10 +14,11 @@ from ggufrope.gguf.splits import first_split, is_split
 OpsFor = Callable[[GGUFHeader], list]
 
 
-def recover_file(path: str) -> list[str]:
-    """Roll back an interrupted edit of path and remove dead temp files; returns notes."""
+def recover_file(path: str, discard: bool = False) -> list[str]:
+    """Roll back an interrupted edit of path (discard: drop its journal without writing into
+    the file) and remove dead temp files; returns notes. Acts on the real file of a link."""
     notes = []
-    msg = journal.recover(path)
+    msg = journal.recover(path, discard)
     if msg:
         notes.append(msg)
     for p in journal.stale_tmp_files(path):
@@ -27,6 +28,12 @@ def recover_file(path: str) -> list[str]:
         except OSError:
             pass
     return notes
+
+
+def pending_notes(path: str) -> list[str]:
+    """What an interrupted edit left beside path, for read-only commands: they report it and
+    never write (only `recover` and the edits roll back)."""
+    return journal.pending(path)
 
 
 def _edit_target(path: str) -> str:
@@ -41,11 +48,26 @@ def patch_file(path: str, ops_for: OpsFor, out: str | None = None, in_place: boo
     """Edit path's metadata. ops_for(header) returns the ops (so they can depend on the file).
     Writes to out (a new file), or path itself when in_place. Returns (plan, notes)."""
     path = _edit_target(os.fspath(path))
-    if out is not None and os.path.abspath(out) == os.path.abspath(path):
-        out, in_place = None, True
+    # One rule for links: resolve once, say so, act on the real file (the edit, its journal,
+    # the temp file of a copy and `recover` all sit beside it).
+    notes = []
+    real = os.path.realpath(path)
+    if in_place or (out is not None and real == os.path.realpath(out)):
+        if real != os.path.abspath(path):
+            notes.append(f"{path}: editing {real} through a symlink")
+    if out is not None:
+        real_out = os.path.realpath(out)
+        if real_out == real:
+            notes.append(f"-o {out}: is the same file as {path}; editing it in place")
+            out, in_place = None, True
+        else:
+            if real_out != os.path.abspath(out):
+                notes.append(f"{out}: writing {real_out} through a symlink")
+            out = real_out
+    path = real
     if out is None and not in_place and not dry_run:
         raise EditError(f"{path}: say where to write: -o OUT for a patched copy, or --in-place")
-    notes = [] if dry_run else recover_file(path)
+    notes += pending_notes(path) if dry_run else recover_file(path)
     with locked(path):
         with read_header(path) as header:
             plan = plan_edit(header, ops_for(header), to_new_file=out is not None,
@@ -61,7 +83,7 @@ def patch_file(path: str, ops_for: OpsFor, out: str | None = None, in_place: boo
             elif plan.mode == "inplace":
                 apply_inplace(plan, header)
             else:
-                apply_copy(plan, header, path, progress)
+                apply_copy(plan, header, path, progress, in_place=True)
     return plan, notes
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -51,31 +52,62 @@ def _os_error(path: str, e: OSError, doing: str, hint: str = "") -> FileAccessEr
     return FileAccessError(f"{path}: {doing} failed: {why}{hint}")
 
 
+def check_writable(path: str, fd: int | None = None) -> os.stat_result:
+    """The rule for every in-place edit (same size or growing): the file must open for writing
+    and carry a write bit. Root can open a 0444 file, but the mode says "do not change me"
+    (as `rm` asks before removing it), so it is refused for root too. Returns the file's stat."""
+    try:
+        # open for writing, not os.access: it reports a read-only file system as such
+        own = fd is None
+        if own:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+        finally:
+            if own:
+                os.close(fd)
+    except OSError as e:
+        raise _os_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
+    if not st.st_mode & 0o222:
+        raise FileAccessError(f"{path}: the file is read-only (mode {stat.S_IMODE(st.st_mode):04o}); "
+                              f"make it writable (chmod u+w) to edit it in place, or write a copy with -o OUT")
+    return st
+
+
 def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
     path = plan.path
     assert plan.mode == "inplace" and len(plan.header) == original.data_offset
     try:
-        # open for writing now, not os.access: it reports a read-only file system as such
-        os.close(os.open(path, os.O_WRONLY))
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise _os_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
-    lo, hi = changed_range(original, plan.header)
-    # journal and write only the bytes that change (a one-float edit of a 7.5 MiB
-    # Llama-3 header touches 4 bytes)
-    journal.write(path, original.raw(lo, hi), original.file_size, offset=lo)
     try:
-        fd = os.open(path, os.O_WRONLY)
+        st = check_writable(path, fd)
+        lo, hi = changed_range(original, plan.header)
+        # journal and write only the bytes that change (a one-float edit of a 7.5 MiB
+        # Llama-3 header touches 4 bytes); the journal names this file by its inode
+        old = original.raw(lo, hi)  # a copy: the header's buffer maps the file, which is about to change
+        journal.write(path, old, plan.header[lo:hi], lo, st)
         try:
             os.pwrite(fd, plan.header[lo:hi], lo)
             os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        journal.rollback(path)  # we hold the lock: roll back directly
-        raise _os_error(path, e, "in-place write") from None
+        except OSError as e:
+            journal.rollback(path)  # we hold the lock: roll back directly
+            raise _os_error(path, e, "in-place write") from None
+    finally:
+        os.close(fd)
     try:
         verify(original, path, plan)
     except GgufropeError:
+        # what was read back is neither the old nor the new bytes, which the journal's judge
+        # (rightly, for a journal found later) refuses to roll back; this journal is ours and we
+        # hold the lock: put the old bytes back first, then let rollback drop the journal
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, old, lo)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         journal.rollback(path)
         raise
     journal.finish(path)
@@ -100,25 +132,32 @@ def changed_range(original: GGUFHeader, new: bytes, block: int = 1 << 16) -> tup
     return lo, hi
 
 
-def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progress | None = None) -> None:
-    """Write plan's header plus the original's tensor data to dest (atomically)."""
-    dest = os.path.abspath(dest)
+def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progress | None = None,
+               in_place: bool = False) -> None:
+    """Write plan's header plus the original's tensor data to dest (atomically). in_place: dest
+    is the original itself, which the new file replaces: it must be writable like any in-place
+    edit, and the new file takes its owner, group and mode."""
+    dest = os.path.realpath(dest)
     if os.path.isdir(dest):
         raise FileAccessError(f"{dest}: is a directory")
-    tmp = journal.tmp_path(dest)
-    src_fd = os.open(original.path, os.O_RDONLY)
+    src_fd = os.open(original.path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        st = check_writable(dest) if in_place else os.fstat(src_fd)
+        tmp = journal.tmp_path(dest)
         try:
-            out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            out_fd = journal.create_private(tmp)
         except OSError as e:
             raise _os_error(dest, e, "creating the output") from None
         try:
             try:
-                st = os.fstat(src_fd)
-                os.fchmod(out_fd, st.st_mode & 0o777)
+                if in_place:
+                    _take_owner(dest, out_fd, st)
                 os.write(out_fd, plan.header)
                 _copy_range(src_fd, out_fd, plan.old_data_offset, plan.new_data_offset,
                             plan.data_size, progress)
+                # the temp file stays 0600 until its bytes are all there; the mode goes on
+                # after fchown (which clears set-id bits) and before the fsync that makes it durable
+                os.fchmod(out_fd, stat.S_IMODE(st.st_mode) if in_place else st.st_mode & 0o777)
                 os.fsync(out_fd)
             except OSError as e:
                 raise _os_error(dest, e, "copy") from None
@@ -138,6 +177,20 @@ def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progre
             raise
     finally:
         os.close(src_fd)
+
+
+def _take_owner(path: str, fd: int, st: os.stat_result) -> None:
+    """Give the new file path's owner and group, before any data is copied: an in-place edit
+    that cannot keep them does not happen."""
+    mine = os.fstat(fd)
+    if (mine.st_uid, mine.st_gid) == (st.st_uid, st.st_gid):
+        return
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+    except PermissionError:
+        raise FileAccessError(f"{path}: the header grows, so the edit writes a new file and renames it over "
+                              f"this one, which would not keep its owner (uid {st.st_uid}, gid {st.st_gid}); "
+                              f"run as that user, or write a copy with -o OUT") from None
 
 
 def _copy_range(src: int, dst: int, src_off: int, dst_off: int, n: int, progress: Progress | None) -> None:
