@@ -146,3 +146,32 @@ def test_doctor_cpu_note():
     from ggufrope.build.doctor import cpu_note
     assert "keep the portable default" in cpu_note({"avx2", "fma", "f16c", "avx512f"})
     assert "--cpu native" in cpu_note({"sse4_2"})
+
+
+def test_python_engine_links_the_build_libraries(tmp_path):
+    """llama_cpp/lib gets links to the build's shared libraries (what llama-cpp-python loads when
+    LLAMA_CPP_LIB_PATH is unset), replacing a compiled wheel's own copies; other files stay."""
+    import os
+
+    from ggufrope.build.python_engine import link_libraries, linked_build
+    bin_dir, lib_dir = tmp_path / "bin", tmp_path / "llama_cpp" / "lib"
+    bin_dir.mkdir()
+    lib_dir.mkdir(parents=True)
+    for n in ("libllama.so", "libggml.so", "libggml-base.so.0", "libggml-base.so.0.25.3", "libggml-cpu.so",
+              "libmtmd.so", "llama-server", "libcommon.a"):
+        (bin_dir / n).write_text(n)
+    (lib_dir / "libllama.so").write_text("the wheel's own copy")
+    (lib_dir / "README").write_text("kept")
+    names = link_libraries(str(bin_dir), str(lib_dir))
+    assert names == ["libggml-base.so.0", "libggml-base.so.0.25.3", "libggml-cpu.so", "libggml.so", "libllama.so",
+                     "libmtmd.so"]
+    assert sorted(os.listdir(lib_dir)) == sorted(names + ["README"])
+    assert (lib_dir / "libllama.so").read_text() == "libllama.so" and linked_build(str(lib_dir)) == str(bin_dir)
+
+
+def test_python_engine_needs_a_shared_build(tmp_path):
+    from ggufrope.build.python_engine import link_libraries
+    from ggufrope.errors import BuildError
+    (tmp_path / "bin").mkdir()
+    with pytest.raises(BuildError, match="no libllama.so"):
+        link_libraries(str(tmp_path / "bin"), str(tmp_path / "lib"))

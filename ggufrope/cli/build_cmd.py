@@ -148,8 +148,15 @@ def _python_engine(spec, src, bin_dir: str, dry_run: bool) -> None:
     from ggufrope.llama_source import LLAMA_CPP_PYTHON_VERSION, vendored_tree
     vendored = os.path.realpath(vendored_tree()) == os.path.realpath(src.path)
     if vendored:
-        echo(f"python engine: llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} vendors this llama.cpp; ggufrope "
-             f"sessions load this build with LLAMA_CPP_LIB_PATH={bin_dir} (no second compile)")
+        from ggufrope.build.python_engine import link_libraries, package_lib_dir
+        lib_dir = package_lib_dir()
+        if dry_run:
+            echo(f"python engine: would link {bin_dir}/lib*.so into {lib_dir}")
+            return
+        names = link_libraries(bin_dir, lib_dir)
+        echo(f"python engine: llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} vendors this llama.cpp; linked "
+             f"{len(names)} libraries of this build into {lib_dir} (no second compile; ggufrope sessions "
+             f"load their spec's build with LLAMA_CPP_LIB_PATH)")
         return
     cmake_args = [a for a in spec.cmake_args(src.path, src.has_fa_quants_option, machine=platform.machine())
                   if not a.startswith("-DLLAMA_CPP_DIR=")]
