@@ -147,3 +147,45 @@ def test_exported_llama_ini_is_what_llama_cpp_reads(tmp_path, tiny_model, cpu_bu
     assert re.search(r"llama_context: n_ctx += 2048", log)
     assert re.search(r"llama_context: freq_scale += 0.25", log)
     assert re.search(r"llama_kv_cache: size = .*K \(q8_0\).*V \(q8_0\)", log)
+
+
+def test_serve_with_an_api_key_from_a_file_keeps_it_off_every_argv(tmp_path, tiny_model):
+    """The key reaches llama-server through LLAMA_API_KEY: /v1/models refuses a client without
+    it and answers one with it, and neither ggufrope's nor llama-server's argv holds it."""
+    import urllib.error
+    import urllib.request
+    key = "k3y-from-a-file-0123456789"
+    kf = tmp_path / "key"
+    kf.write_text(key + "\n")
+    kf.chmod(0o600)
+    preset = tmp_path / "keyed.toml"
+    preset.write_text(f'engine = "server"\n[server]\napi_key_file = "{kf}"\n')
+    m = tiny_model(n_ctx=256)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", "--preset-file", str(preset), "--model", m,
+                             "--ctx", "256", "--port", str(port), *FAST], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"serving keyed at http://127.0.0.1:{port}"), (line, proc.stderr.read()
+                                                                              if proc.poll() is not None else "")
+        url = f"http://127.0.0.1:{port}/v1/models"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url, timeout=30)
+        assert e.value.code == 401
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        for pid in (proc.pid, *[int(p) for p in os.listdir("/proc") if p.isdigit()]):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    assert key.encode() not in f.read()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
