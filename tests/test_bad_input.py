@@ -408,8 +408,11 @@ CASES: list = [
                               "'lots' is not a valid int", USAGE), id="set-unparsable-int"),
     pytest.param(_patch_case("set-bad-bool", ["--in-place", "--set", "x.flag=bool:maybe"],
                               "'maybe' is not a valid bool", USAGE), id="set-unparsable-bool"),
-    pytest.param(_patch_case("set-out-of-range", ["--in-place", "--set", "llama.context_length=int:-5"],
+    pytest.param(_patch_case("set-out-of-range", ["--in-place", "--set", "general.file_type=int:-5"],
                               "out of range", EDIT), id="set-out-of-range"),
+    # a RoPE key follows the RoPE flags' rule (settings.rope_settings.check_value), exit 2 as they do
+    pytest.param(_patch_case("set-rope-negative", ["--in-place", "--set", "llama.context_length=int:-5"],
+                              "must be a positive 32-bit integer", USAGE), id="set-rope-key-negative"),
     pytest.param(_patch_case("set-array", ["--in-place", "--set", "tokenizer.ggml.tokens=str:x"],
                               "is an array", EDIT), id="set-array-key"),
     pytest.param(_patch_case("set-alignment", ["--in-place", "--set", "general.alignment=u32:64"],
