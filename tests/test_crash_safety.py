@@ -68,6 +68,8 @@ def hook(name, orig):
                     orig(a[0], a[1], max(1, a[2] // 2), *a[3:])
                 elif name == "sendfile":
                     orig(a[0], a[1], a[2], max(1, a[3] // 2))
+                elif name == "pwritev":  # O_DIRECT: half, kept to whole 4 KiB blocks
+                    orig(a[0], [b[: len(b) // 2 // 4096 * 4096] for b in a[1]], a[2])
                 die()
         r = orig(*a, **k)
         if n == target and when == "after":
@@ -76,7 +78,7 @@ def hook(name, orig):
     return call
 
 if mode != "wait":
-    for name in ("write", "pwrite", "fsync", "replace", "rename", "unlink", "copy_file_range",
+    for name in ("write", "pwrite", "pwritev", "fsync", "replace", "rename", "unlink", "copy_file_range",
                  "sendfile", "ftruncate"):
         if hasattr(os, name):
             setattr(os, name, hook(name, getattr(os, name)))
@@ -94,7 +96,7 @@ finally:
         with open(os.environ["GGUFROPE_TRACE"], "w") as f:
             json.dump({"calls": calls, "times": times}, f)
 """
-TORN = ("pwrite", "write", "copy_file_range", "sendfile")
+TORN = ("pwrite", "pwritev", "write", "copy_file_range", "sendfile")
 
 
 def driver(mode: str, *args: str, env: dict | None = None) -> subprocess.Popen:

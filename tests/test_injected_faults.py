@@ -130,7 +130,7 @@ CASES = [
                  "{out}: creating the output failed: permission denied", id="copy-create-EACCES"),
     pytest.param("open:EROFS:.out.gguf.ggufrope-tmp-", ["-o", "{out}", "--rope-scale", "3"],
                  "{out}: creating the output failed: read-only file system", id="copy-create-EROFS"),
-    pytest.param("copy_file_range,sendfile:ENOSPC:.out.gguf.ggufrope-tmp-", ["-o", "{out}", "--rope-scale", "3"],
+    pytest.param("copy_file_range,sendfile,pwritev:ENOSPC:.out.gguf.ggufrope-tmp-", ["-o", "{out}", "--rope-scale", "3"],
                  "{out}: copy failed: no space left on the device", id="copy-data-ENOSPC"),
     pytest.param("write:ENOSPC:.out.gguf.ggufrope-tmp-", ["-o", "{out}", "--rope-scale", "3"],
                  "{out}: copy failed: no space left on the device", id="copy-header-ENOSPC"),

@@ -227,3 +227,33 @@ def test_inspect_reports_what_a_user_needs(smollm2):
     assert "trained context" in text and "absent:" in text
     allk = run_cli("inspect", smollm2, "--all", check=True).stdout
     assert "tokenizer.ggml.tokens" in allk and "STRING x 49152" in allk
+
+
+@pytest.mark.parametrize("src_off,dst_off,n", [
+    pytest.param(3680, 3680 + 20480, 5 * 4096 + 777, id="aligned-middle"),     # head, O_DIRECT middle, tail
+    pytest.param(0, 8192, 3 * 4096, id="no-head-no-tail"),
+    pytest.param(100, 300, 2 * 4096 + 5, id="offsets-disagree"),               # kernel copy only
+    pytest.param(4000, 4000, 50, id="head-only"),
+])
+@pytest.mark.parametrize("direct", [True, False], ids=["o-direct", "no-o-direct"])
+def test_copy_range_moves_exact_bytes(tmp_path, monkeypatch, src_off, dst_off, n, direct):
+    """The tensor-data copy (clone, else O_DIRECT from the source's page cache, else
+    copy_file_range) writes exactly the source's bytes at the new offset, also on a file
+    system that refuses O_DIRECT, and reports progress up to the total."""
+    from ggufrope.edit import apply
+    if not direct:
+        monkeypatch.setattr(apply, "_direct_copy", lambda *a: 0)
+    data = os.urandom(src_off + n + 1000)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(data)
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
+    seen = []
+    try:
+        os.write(dfd, b"h" * dst_off)
+        apply._copy_range(sfd, dfd, src_off, dst_off, n, lambda done, total: seen.append((done, total)))
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+    assert dst.read_bytes() == b"h" * dst_off + data[src_off:src_off + n]
+    assert seen[-1] == (n, n) and [d for d, _ in seen] == sorted(d for d, _ in seen)

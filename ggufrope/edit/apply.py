@@ -1,17 +1,20 @@
 """Carry out an EditPlan: a journaled in-place header write, or a streaming copy.
 
 In place: journal the old header (journal.py), overwrite the header, fsync, drop the journal.
-Copy: write the new header and move the tensor data with the kernel (copy_file_range, which
-reflinks where the filesystem can, else sendfile) into a temp file in the target's directory,
-fsync, rename over the target. Tensor bytes never pass through Python memory.
+Copy: write the new header and move the tensor data with the kernel (a clone where the file
+system shares extents, else O_DIRECT writes from the source's page cache, else copy_file_range;
+see _copy_range) into a private temp file in the target's directory, fsync, rename over the
+target. Tensor bytes never pass through Python objects.
 After either, the header is re-read and the tensor table compared with the original.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
+import mmap
 import os
 import stat
+import struct
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -22,6 +25,7 @@ from ggufrope.gguf import GGUFHeader
 
 Progress = Callable[[int, int], None]
 _CHUNK = 64 * 1024 * 1024
+_ALIGN = 4096   # O_DIRECT and clone alignment (the largest logical block size in use)
 
 
 @contextmanager
@@ -194,6 +198,39 @@ def _take_owner(path: str, fd: int, st: os.stat_result) -> None:
 
 
 def _copy_range(src: int, dst: int, src_off: int, dst_off: int, n: int, progress: Progress | None) -> None:
+    """Move n bytes of tensor data from src to dst without passing them through Python.
+
+    The 4 KiB-aligned middle (plan.py keeps source and destination offsets equal modulo
+    4 KiB) is first cloned (FICLONERANGE: XFS and btrfs share the extents, nothing is copied),
+    else written with O_DIRECT straight from the source's page cache (an mmap the kernel reads;
+    Python never touches the bytes). That skips the destination's page cache: no second copy
+    of the data in memory, and nothing left for the final fsync to write back. On ext4 this is
+    a third of the kernel time of copy_file_range + fsync, which is what `cp` + `sync` pay
+    (benchmarks/RESULTS.md). The unaligned head and tail, and file systems without O_DIRECT,
+    go through copy_file_range (sendfile where that is missing)."""
+    done = 0
+
+    def tick(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress:
+            progress(done, n)
+
+    head = min(n, -dst_off % _ALIGN)
+    mid = (n - head) // _ALIGN * _ALIGN if (src_off - dst_off) % _ALIGN == 0 else 0
+    _kernel_copy(src, dst, src_off, dst_off, head, tick)
+    if mid:
+        s, d = src_off + head, dst_off + head
+        if _clone(src, dst, s, d, mid):
+            tick(mid)
+            k = mid
+        else:
+            k = _direct_copy(src, dst, s, d, mid, tick)
+        _kernel_copy(src, dst, s + k, d + k, mid - k, tick)
+    _kernel_copy(src, dst, src_off + head + mid, dst_off + head + mid, n - head - mid, tick)
+
+
+def _kernel_copy(src: int, dst: int, src_off: int, dst_off: int, n: int, tick: Callable[[int], None]) -> None:
     done = 0
     use_cfr = hasattr(os, "copy_file_range")
     while done < n:
@@ -211,12 +248,60 @@ def _copy_range(src: int, dst: int, src_off: int, dst_off: int, n: int, progress
             k = os.sendfile(dst, src, src_off + done, step)
         if k == 0:
             raise OSError(errno.EIO, "source file ended early")
-        if hasattr(os, "posix_fadvise"):
-            # start writeback of what was just copied now, so the final fsync has little left
-            os.posix_fadvise(dst, dst_off + done, k, os.POSIX_FADV_DONTNEED)
         done += k
-        if progress:
-            progress(done, n)
+        tick(k)
+
+
+_FICLONERANGE = 0x4020940D  # _IOW(0x94, 13, struct file_clone_range), linux/fs.h
+
+
+def _clone(src: int, dst: int, src_off: int, dst_off: int, n: int) -> bool:
+    """Share the extents of [src_off, src_off+n) at dst_off; False where the file system cannot."""
+    try:
+        fcntl.ioctl(dst, _FICLONERANGE, struct.pack("=qQQQ", src, src_off, n, dst_off))
+    except OSError:
+        return False  # EOPNOTSUPP (ext4, tmpfs), EXDEV, EINVAL, ENOTTY...: copy instead
+    return True
+
+
+def _direct_copy(src: int, dst: int, src_off: int, dst_off: int, n: int, tick: Callable[[int], None]) -> int:
+    """Write n bytes (offsets and n 4 KiB-aligned) with O_DIRECT from an mmap of src; returns how
+    many were written (0 where the file system takes no O_DIRECT: the caller copies the rest)."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return 0
+    flags = fcntl.fcntl(dst, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(dst, fcntl.F_SETFL, flags | direct)
+    except OSError:
+        return 0
+    done = 0
+    try:
+        with mmap.mmap(src, 0, prot=mmap.PROT_READ) as mm, memoryview(mm) as view:
+            while done < n:
+                step = min(_CHUNK, n - done)
+                if done + step < n and hasattr(os, "posix_fadvise"):
+                    # read the next chunk of an uncached source while this one is written
+                    os.posix_fadvise(src, src_off + done + step, min(_CHUNK, n - done - step),
+                                     os.POSIX_FADV_WILLNEED)
+                a = src_off + done
+                try:
+                    k = os.pwritev(dst, [view[a:a + step]], dst_off + done)
+                except OSError as e:
+                    if e.errno == errno.EINVAL and done == 0:
+                        return 0  # O_DIRECT accepted at open, refused at write (some FUSE, NFS)
+                    if e.errno == errno.EFAULT:
+                        raise OSError(errno.EIO, "source file ended early") from None
+                    raise
+                if k <= 0:
+                    raise OSError(errno.EIO, "source file ended early")
+                done += k
+                tick(k)
+                if k % _ALIGN:
+                    break  # a short write off alignment: the caller copies the rest
+    finally:
+        fcntl.fcntl(dst, fcntl.F_SETFL, flags)
+    return done
 
 
 def verify(original: GGUFHeader, path: str, plan: EditPlan) -> None:
