@@ -26,6 +26,7 @@ from ggufrope.gguf import GGUFHeader
 Progress = Callable[[int, int], None]
 _CHUNK = 64 * 1024 * 1024
 _ALIGN = 4096   # O_DIRECT and clone alignment (the largest logical block size in use)
+_DIRECT_CHUNK = 16 * 1024 * 1024  # bounds the mapped window (RSS) of an O_DIRECT write
 
 
 @contextmanager
@@ -277,28 +278,35 @@ def _direct_copy(src: int, dst: int, src_off: int, dst_off: int, n: int, tick: C
         return 0
     done = 0
     try:
-        with mmap.mmap(src, 0, prot=mmap.PROT_READ) as mm, memoryview(mm) as view:
-            while done < n:
-                step = min(_CHUNK, n - done)
-                if done + step < n and hasattr(os, "posix_fadvise"):
-                    # read the next chunk of an uncached source while this one is written
-                    os.posix_fadvise(src, src_off + done + step, min(_CHUNK, n - done - step),
-                                     os.POSIX_FADV_WILLNEED)
-                a = src_off + done
-                try:
-                    k = os.pwritev(dst, [view[a:a + step]], dst_off + done)
-                except OSError as e:
-                    if e.errno == errno.EINVAL and done == 0:
-                        return 0  # O_DIRECT accepted at open, refused at write (some FUSE, NFS)
-                    if e.errno == errno.EFAULT:
-                        raise OSError(errno.EIO, "source file ended early") from None
-                    raise
-                if k <= 0:
-                    raise OSError(errno.EIO, "source file ended early")
-                done += k
-                tick(k)
-                if k % _ALIGN:
-                    break  # a short write off alignment: the caller copies the rest
+        while done < n:
+            step = min(_DIRECT_CHUNK, n - done)
+            if done + step < n and hasattr(os, "posix_fadvise"):
+                # read the next chunk of an uncached source while this one is written
+                os.posix_fadvise(src, src_off + done + step, min(_DIRECT_CHUNK, n - done - step),
+                                 os.POSIX_FADV_WILLNEED)
+            # one window at a time: the pages the kernel maps for the write count as this
+            # process's RSS (shared page cache, but a whole-file map would show 1.3 GB)
+            try:
+                mm = mmap.mmap(src, step, offset=src_off + done, prot=mmap.PROT_READ)
+            except (OSError, ValueError):
+                break  # the caller copies the rest
+            try:
+                with memoryview(mm) as view:
+                    k = os.pwritev(dst, [view], dst_off + done)
+            except OSError as e:
+                if e.errno == errno.EINVAL and done == 0:
+                    return 0  # O_DIRECT accepted by fcntl, refused at write (some FUSE, NFS)
+                if e.errno == errno.EFAULT:
+                    raise OSError(errno.EIO, "source file ended early") from None
+                raise
+            finally:
+                mm.close()
+            if k <= 0:
+                raise OSError(errno.EIO, "source file ended early")
+            done += k
+            tick(k)
+            if k % _ALIGN:
+                break  # a short write off alignment: the caller copies the rest
     finally:
         fcntl.fcntl(dst, fcntl.F_SETFL, flags)
     return done
