@@ -5,6 +5,7 @@ import json
 import math
 
 from ggufrope.gguf.constants import FLOAT_TYPES, ValueType
+from ggufrope.gguf.floats import fmt_float
 from ggufrope.gguf.reader import Field, GGUFHeader
 
 _PREVIEW = 3
@@ -17,7 +18,6 @@ def scalar_text(vtype: ValueType, v) -> str:
         return "true" if v else "false"
     if vtype in FLOAT_TYPES:
         if vtype == ValueType.FLOAT32 and math.isfinite(v):
-            from ggufrope.settings.rope_settings import fmt_float
             return fmt_float(v)
         return repr(v)
     return str(v)

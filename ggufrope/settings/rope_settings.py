@@ -16,27 +16,13 @@ from typing import Any, Mapping
 
 from ggufrope.errors import UsageError
 from ggufrope.gguf.constants import ValueType
+from ggufrope.gguf.floats import f32, fmt_float  # noqa: F401  (re-exported: settings.fmt_float)
 from ggufrope.settings.keys import BY_FIELD, ROPE_KEYS, SCALING_TYPES
 
 # llama_rope_scaling_type (llama.h), as llama-cpp-python's rope_scaling_type takes it
 LLAMA_ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2, "longrope": 3}
 _OVERRIDE_TYPE = {ValueType.UINT32: "int", ValueType.FLOAT32: "float", ValueType.BOOL: "bool",
                   ValueType.STRING: "str"}
-
-
-def fmt_float(v: float) -> str:
-    """Shortest text that reads back as the same float32 (what the file stores)."""
-    for digits in range(6, 10):
-        s = f"{v:.{digits}g}"
-        if f32(float(s)) == f32(v):
-            return s
-    return repr(v)
-
-
-def f32(v: float) -> float:
-    """v rounded to float32, as the file stores it."""
-    import struct
-    return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
 _POSITIVE = ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor", "yarn_beta_fast",
