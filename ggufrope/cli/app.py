@@ -22,6 +22,9 @@ def _register() -> None:
     # each command lives in its own module; importing it registers it on `app`
     from ggufrope.cli import build_cmd, demo_cmd, edit_cmds, eval_cmd, inspect_cmd, verify_cmd, plan_cmd  # noqa: F401
     from ggufrope.cli import presets_cmd, run_cmd, worker_cmd  # noqa: F401
+    from ggufrope.cli.helptext import reflow_app
+
+    reflow_app(app)  # docstrings' hard line breaks would show as broken lines in --help
 
 
 def main() -> None:
