@@ -258,3 +258,14 @@ def test_journal_and_copy_temp_files_are_private(model, tmp_path):
     patch_file(model, lambda h: [SetValue("general.url", ValueType.STRING, "v" * 120000)], in_place=True,
                progress=progress)
     assert len({name for name, _ in seen}) == 2, seen
+
+
+@pytest.mark.parametrize("args", [pytest.param(["restore", "--dry-run"], id="restore"),
+                                  pytest.param(["patch", "--dry-run", "--in-place", *FITS], id="patch")])
+def test_dry_run_reports_a_pending_journal_and_writes_nothing(model, tmp_path, args):
+    crash_in_place_edit(model, "--rope-scaling", "yarn", "--rope-scale", "4")
+    crashed = file_digest(model)
+    r = run_cli(args[0], model, *args[1:])
+    assert r.returncode == 0, r.stderr
+    assert f"ggufrope recover {model}" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert file_digest(model) == crashed and os.path.exists(journal.journal_path(model))
