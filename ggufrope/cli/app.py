@@ -18,13 +18,29 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     _state["debug"] = debug
 
 
+# Where the commands live. Each module defines its commands on typer apps of its own and never
+# imports this one: top-level commands on its `commands` app (merged here, in this order in
+# --help), groups on a named app mounted under that name.
+COMMANDS = ("build_cmd", "edit_cmds", "inspect_cmd", "demo_cmd", "eval_cmd", "verify_cmd", "plan_cmd", "run_cmd")
+GROUPS = (("build", "build_cmd", "build_app"), ("eval", "eval_cmd", "eval_app"),
+          ("presets", "presets_cmd", "presets_app"), ("worker", "worker_cmd", "worker_app"))
+_registered: list[bool] = []
+
+
 def _register() -> None:
-    # each command lives in its own module; importing it registers it on `app`
-    from ggufrope.cli import build_cmd, demo_cmd, edit_cmds, eval_cmd, inspect_cmd, verify_cmd, plan_cmd  # noqa: F401
-    from ggufrope.cli import presets_cmd, run_cmd, worker_cmd  # noqa: F401
+    """Mount every command on `app` (once)."""
+    if _registered:
+        return
+    import importlib
+
     from ggufrope.cli.helptext import reflow_app
 
+    for module in COMMANDS:
+        app.add_typer(importlib.import_module(f"ggufrope.cli.{module}").commands)
+    for name, module, attr in GROUPS:
+        app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=name)
     reflow_app(app)  # docstrings' hard line breaks would show as broken lines in --help
+    _registered.append(True)
 
 
 def main() -> None:

@@ -5,17 +5,16 @@ import os
 import shlex
 import shutil
 import sys
-import time
 from typing import List, Optional
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, note, print_json, table
+from ggufrope.cli.output import Progress, echo, note, print_json, table
+
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 build_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
                         help="Build llama.cpp (CPU, CUDA, Metal, Vulkan, RPC) and ggufrope's native tools.")
-app.add_typer(build_app, name="build")
 
 
 def _spec(backend: str, rpc: bool, cpu: str, cuda_archs: Optional[str], kv: List[str], kv_pairs: List[str],
@@ -24,28 +23,6 @@ def _spec(backend: str, rpc: bool, cpu: str, cuda_archs: Optional[str], kv: List
     return BuildSpec(backend=backend, rpc=rpc, cpu=cpu, cuda_archs=cuda_archs,
                      kv_pairs=parse_kv_pairs(kv, kv_pairs), build_type=build_type,
                      targets=tuple(targets) if targets else LLAMA_TARGETS + NATIVE_TARGETS)
-
-
-class _Bar:
-    """ninja's [n/m] as a one-line bar on a terminal, or a line every 10% otherwise."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-        self.t0 = time.monotonic()
-
-    def __call__(self, n: int, m: int, what: str) -> None:
-        pct = n * 100 // max(m, 1)
-        el = time.monotonic() - self.t0
-        if self.tty:
-            bar = "#" * (pct * 30 // 100)
-            sys.stderr.write(f"\r[{bar:<30}] {n}/{m} {el:5.0f}s {what[-40:]:<40}")
-            if n == m:
-                sys.stderr.write("\n")
-        elif pct // 10 != self.last // 10 or n == m:
-            sys.stderr.write(f"build: [{n}/{m}] {pct}% {el:.0f}s\n")
-        self.last = pct
-        sys.stderr.flush()
 
 
 SPEC_OPTS = dict(
@@ -119,7 +96,7 @@ def build_cmd(
         if python:
             _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
         return
-    res = builder.build(spec, src, os.environ, progress=_Bar(), log=note, force=force, smoke=smoke_test,
+    res = builder.build(spec, src, os.environ, progress=Progress("build"), log=note, force=force, smoke=smoke_test,
                         offline=offline)
     checks = []
     if eps:
@@ -263,7 +240,7 @@ def build_clean(names: List[str] = typer.Argument(None, help="Build names (see `
         echo(f"nothing to clean in {builds_dir()}")
 
 
-@app.command("doctor")
+@commands.command("doctor")
 def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Toolchains present, and what each backend still lacks."""
     from ggufrope.build import cuda_toolkit

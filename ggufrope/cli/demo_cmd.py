@@ -6,24 +6,24 @@ import os
 import typer
 
 from ggufrope import paths
-from ggufrope.cli.app import app
-from ggufrope.cli.edit_cmds import render_plan
-from ggufrope.cli.inspect_cmd import render_inspect
 from ggufrope.cli.output import Progress, echo, note, table
+from ggufrope.cli.render import render_inspect, render_plan
 from ggufrope.edit import patch_file
 from ggufrope.edit.requests import PatchRequest, request_ops
 from ggufrope.models import DEFAULT, fetch
 from ggufrope.report import inspect_report, metadata_diff
 from ggufrope.settings import RopeSettings
 
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
-@app.command("fetch")
+
+@commands.command("fetch")
 def fetch_cmd(name: str = typer.Argument(DEFAULT, help="A named model (smollm2).")) -> None:
     """Download a named model into the cache and verify its checksum; prints its path."""
     echo(fetch(name, log=note))
 
 
-@app.command("demo")
+@commands.command("demo")
 def demo_cmd(
     factor: float = typer.Option(4.0, "--factor", help="YaRN factor to apply to the copy."),
 ) -> None:

@@ -5,29 +5,17 @@ from typing import List, Optional
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import Progress, echo, human_bytes, note, print_json, table, warn
+from ggufrope.cli.output import Progress, echo, note, print_json, table, warn
+from ggufrope.cli.render import render_plan
 from ggufrope.edit import EditPlan, patch_file, recover_file, restore_file
 from ggufrope.edit.requests import Assignment, PatchRequest, request_ops
-from ggufrope.edit.history import OWN_PREFIX
 from ggufrope.errors import UsageError
 from ggufrope.models import refuse_in_place, resolve
 from ggufrope.report import metadata_diff
 from ggufrope.settings import RopeSettings
 from ggufrope.settings.hf import load_hf_config, load_rope_json
 
-
-def render_plan(plan: EditPlan, dest: str, dry_run: bool) -> str:
-    verb = "would change" if dry_run else "changed"
-    if plan.mode == "noop":
-        return f"{plan.path}: nothing to change"
-    how = {"inplace": f"in place (header {human_bytes(plan.new_data_offset)} rewritten, tensor data untouched)",
-           "copy": f"as a streaming copy (header grows to {human_bytes(plan.new_data_offset)}, "
-                   f"{human_bytes(plan.data_size)} of tensor data copied by the kernel)"}[plan.mode]
-    shown = [c for c in plan.changes if not c.key.startswith(OWN_PREFIX)]
-    rows = [[c.key, "-" if c.before is None else c.before, "->", "(removed)" if c.after is None else c.after]
-            for c in shown]
-    return f"{dest}: {verb} {len(shown)} key(s) {how}\n" + table(rows)
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 
 def report_plan(plan: EditPlan, notes: list[str], dest: str, dry_run: bool, as_json: bool) -> None:
@@ -46,7 +34,7 @@ def report_plan(plan: EditPlan, notes: list[str], dest: str, dry_run: bool, as_j
     echo(render_plan(plan, dest, dry_run))
 
 
-@app.command("patch")
+@commands.command("patch")
 def patch_cmd(
     model: str = typer.Argument(..., help="GGUF file to edit (the first split of a split model)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write a patched copy here."),
@@ -106,7 +94,7 @@ def patch_cmd(
     report_plan(plan, recovered + notes, output or path, dry_run, as_json)
 
 
-@app.command("restore")
+@commands.command("restore")
 def restore_cmd(
     model: str = typer.Argument(..., help="A GGUF file ggufrope has patched."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the restored file here instead."),
@@ -120,7 +108,7 @@ def restore_cmd(
     report_plan(plan, notes, output or path, dry_run, False)
 
 
-@app.command("recover")
+@commands.command("recover")
 def recover_cmd(
     models: List[str] = typer.Argument(..., help="Files whose edit may have been interrupted."),
     discard: bool = typer.Option(False, "--discard",
@@ -138,7 +126,7 @@ def recover_cmd(
             echo(f"{m}: nothing to recover")
 
 
-@app.command("diff")
+@commands.command("diff")
 def diff_cmd(
     a: str = typer.Argument(..., help="First GGUF file."),
     b: str = typer.Argument(..., help="Second GGUF file."),

@@ -10,11 +10,11 @@ from typing import Optional
 
 import typer
 
-from ggufrope.cli.app import app
 from ggufrope.cli.output import echo, note, print_json, table
 
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
+
 eval_app = typer.Typer(no_args_is_help=True, help="Passkey, needle and perplexity per RoPE variant and length.")
-app.add_typer(eval_app, name="eval")
 
 _LENGTHS_HELP = "Comma-separated lengths in tokens: 512, 2k, 16k (k = 1024)."
 _VARIANTS_HELP = ("Comma-separated: none, linear, ntk, yarn (each as `plan` computes it for the length), "
@@ -182,7 +182,7 @@ def report_cmd(
 
 # -- bench -----------------------------------------------------------------------------------
 
-@app.command("bench")
+@commands.command("bench")
 def bench_cmd(
     target: str = typer.Argument(..., metavar="PRESET|MODEL", help="A preset name, a GGUF file or a named model."),
     contexts: str = typer.Option("0,2k,4k,8k", "--contexts",
@@ -238,7 +238,7 @@ def bench_cmd(
 
 # -- tune ------------------------------------------------------------------------------------
 
-@app.command("tune")
+@commands.command("tune")
 def tune_cmd(
     model: str = typer.Argument(..., help="GGUF file or named model."),
     ctx: int = typer.Option(..., "--ctx", help="Context length to tune for (beyond the trained context)."),

@@ -3,64 +3,16 @@ from __future__ import annotations
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, human_bytes, note, print_json, table, warn
+from ggufrope.cli.output import echo, note, print_json, warn
+from ggufrope.cli.render import render_inspect
 from ggufrope.edit.api import pending_notes
 from ggufrope.models import resolve
 from ggufrope.report import inspect_report
 
-
-def render_inspect(rep: dict) -> str:
-    lines = [f"{rep['path']}"]
-    kv = [
-        ["architecture", str(rep["architecture"])],
-        ["name", str(rep["name"])],
-        ["file type", str(rep["file_type"])],
-        ["trained context", str(rep["trained_context"])],
-        ["layers / heads / KV heads", f"{rep['n_layer']} / {rep['n_head']} / {rep['n_head_kv']}"],
-        ["head dim (K/V), RoPE dims", f"{rep['head_dim_k']}/{rep['head_dim_v']}, {rep['rope_dims']}"],
-        ["tensors", f"{rep['tensor_count']} ({human_bytes(rep['tensor_bytes'])})"],
-        ["header", f"{human_bytes(rep['header_size'])}, {human_bytes(rep['free_header_space'])} free "
-                   f"for in-place edits (GGUF v{rep['gguf_version']}, {rep['byte_order']}-endian, "
-                   f"alignment {rep['alignment']})"],
-    ]
-    if rep["kv_cache_bytes_per_1k"]:
-        kv.append(["KV cache per 1K tokens", ", ".join(f"{t} {human_bytes(b)}"
-                                                        for t, b in rep["kv_cache_bytes_per_1k"].items())])
-    if rep["rope_tensors"]:
-        kv.append(["RoPE tensors", ", ".join(rep["rope_tensors"])])
-    if rep["ggufrope_changed"]:
-        kv.append(["changed by ggufrope", ", ".join(rep["ggufrope_changed"]) + "  (ggufrope restore undoes)"])
-    lines.append(table(kv))
-    lines.append("")
-    lines.append("RoPE settings (what llama.cpp reads; absent keys show llama.cpp's behaviour):")
-    rows = []
-    for r in rep["rope"]:
-        key = r["key"].split(".", 1)[1]
-        if r["text"] is None:
-            value = f"- (absent: {r['when_absent']})"
-        else:
-            value = r["text"]
-            if not r["type_ok"]:
-                value += f"  !! stored as {r['stored_type']}, llama.cpp needs {r['type']} and will refuse the file"
-        if not r["read_by_llama_cpp"]:
-            how = f"runtime flag {r['runtime_flag']}" if r["runtime_flag"] else "no runtime flag"
-            value += f"  [ignored by llama.cpp for {rep['architecture']}; {how}]"
-        rows.append([key, r["type"].lower(), value])
-    lines.append(table(rows))
-    if rep["splits"]:
-        lines.append("")
-        lines.append(f"splits ({len(rep['splits'])}):")
-        lines.append(table([[s["path"], f"{s['tensors']} tensors", human_bytes(s["tensor_bytes"])]
-                            for s in rep["splits"]]))
-    if "keys" in rep:
-        lines.append("")
-        lines.append(f"all keys ({len(rep['keys'])}):")
-        lines.append(table([[k["key"], k["type"].lower(), k["text"]] for k in rep["keys"]]))
-    return "\n".join(lines)
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 
-@app.command("inspect")
+@commands.command("inspect")
 def inspect_cmd(
     model: str = typer.Argument(..., help="GGUF file (or a named model such as smollm2)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

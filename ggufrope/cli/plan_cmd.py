@@ -7,12 +7,13 @@ from typing import Any, Optional
 
 import typer
 
-from ggufrope.cli.app import app
 from ggufrope.cli.output import echo, human_bytes, note, print_json, table, warn
 from ggufrope.edit.api import pending_notes
 from ggufrope.errors import UsageError
 from ggufrope.models import resolve
 from ggufrope.settings import fmt_float
+
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 _TITLE = {"yarn": "YaRN", "linear": "linear (position interpolation)", "ntk": "NTK-aware base change",
           "dynamic": "dynamic NTK"}
@@ -149,7 +150,7 @@ def render_plan_text(rep: dict) -> str:
     return "\n".join(lines)
 
 
-@app.command("plan")
+@commands.command("plan")
 def plan_cmd(
     model: str = typer.Argument(..., help="GGUF file (or a named model such as smollm2)."),
     ctx: int = typer.Option(..., "--ctx", help="Target context length in tokens."),

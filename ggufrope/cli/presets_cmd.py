@@ -1,5 +1,4 @@
-"""`ggufrope presets list|show|check|new|export|import`, and the preset options every
-preset command shares (--preset-file, --model, --ctx, --cache-type-k/-v, --set FIELD=VALUE)."""
+"""`ggufrope presets list|show|check|new|export|import`."""
 from __future__ import annotations
 
 import json
@@ -9,50 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, note, print_json, table, warn
+from ggufrope.cli.options import CTK, CTV, CTX, MODEL, PRESET_FILE, SET, load, overrides
+from ggufrope.cli.output import echo, note, print_findings, print_json, table
 
 presets_app = typer.Typer(no_args_is_help=True, help="Presets: a model, its RoPE settings and how to run it, in TOML.")
-app.add_typer(presets_app, name="presets")
-
-# -- shared options --------------------------------------------------------------------------
-PRESET_FILE = typer.Option(None, "--preset-file", help="Load this preset file instead of a named preset.")
-MODEL = typer.Option(None, "--model", help="The GGUF file to run (overrides the preset's model).")
-CTX = typer.Option(None, "--ctx", help='Context size in tokens, or "auto" (overrides ctx).')
-CTK = typer.Option(None, "--cache-type-k", help="K cache type (f16, q8_0, q4_0, ...).")
-CTV = typer.Option(None, "--cache-type-v", help="V cache type (f16, q8_0, q4_0, ...).")
-RPC = typer.Option(None, "--rpc", help="RPC workers HOST:PORT,... to spread the layers over (overrides rpc; "
-                                        "start them with `ggufrope worker`).")
-SET = typer.Option([], "--set", help="Override any preset field: FIELD=VALUE (e.g. sampling.temperature=0.2). "
-                                     "Repeatable.")
-
-
-def overrides(model: Optional[str], ctx: Optional[str], ctk: Optional[str], ctv: Optional[str], sets: List[str],
-              **more: Optional[str]) -> list:
-    """Command-line settings, in the order precedence applies them: the named flags, then --set."""
-    from ggufrope.presets import Override
-    out = []
-    for field, value, flag in (("model", model, "--model"), ("ctx", ctx, "--ctx"),
-                               ("cache_type_k", ctk, "--cache-type-k"), ("cache_type_v", ctv, "--cache-type-v"),
-                               *[(f, v, "--" + f.split(".")[-1].replace("_", "-")) for f, v in more.items()]):
-        if value is not None:
-            out.append(Override(field, value, flag))
-    return out + [Override.parse_set(s) for s in sets]
-
-
-def load(name: Optional[str], preset_file: Optional[str], ovr: list):
-    from ggufrope.presets import load_preset
-    return load_preset(name, os.environ, ovr, preset_file)
-
-
-def print_findings(prep_or_findings, p) -> None:
-    findings = getattr(prep_or_findings, "findings", prep_or_findings)
-    for f in findings:
-        if f.level == "warning":
-            warn(f.render(p))
-        elif f.level == "note":
-            note(f.render(p))
-
 
 # -- list / show ---------------------------------------------------------------------------
 @presets_app.command("list")

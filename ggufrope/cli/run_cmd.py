@@ -9,13 +9,13 @@ from typing import List, Optional
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, note
+from ggufrope.cli.options import CTK, CTV, CTX, DRY_RUN, MODEL, PRESET_FILE, RPC, SET, load, overrides
+from ggufrope.cli.output import Progress, echo, note, print_findings
 from ggufrope.errors import GgufropeError
-from ggufrope.cli.presets_cmd import CTK, CTV, CTX, MODEL, PRESET_FILE, RPC, SET, load, overrides, print_findings
+
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-DRY = typer.Option(False, "--dry-run", help="Print the exact command (or llama-cpp-python kwargs); start nothing.")
 
 
 def _prepare(p, dry_run: bool, extra: list[str] = ()):
@@ -30,9 +30,8 @@ def _prepare(p, dry_run: bool, extra: list[str] = ()):
 
 
 def _binary(p, tool: str, dry_run: bool, prep=None) -> str:
-    from ggufrope.cli.build_cmd import _Bar
     from ggufrope.presets import binaries
-    b = binaries.locate(p, os.environ, tool, build=not dry_run, progress=_Bar(), log=note)
+    b = binaries.locate(p, os.environ, tool, build=not dry_run, progress=Progress("build"), log=note)
     if not b.built:
         note(f"no {b.source}: `ggufrope run` builds it first (or `ggufrope build --for-preset {p.name}`)")
     if prep is not None and prep.workers:
@@ -78,13 +77,13 @@ def _extra(ctx: typer.Context) -> list[str]:
     return list(ctx.args)
 
 
-@app.command("run", context_settings=_EXTRA)
+@commands.command("run", context_settings=_EXTRA)
 def run_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this one prompt and exit "
                                                                        "(llama-completion) instead of a chat."),
-    dry_run: bool = DRY,
+    dry_run: bool = DRY_RUN,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama.cpp's log on the terminal."),
     preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
     cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
@@ -137,13 +136,13 @@ def _blamed(e, eps):
 
 
 # -- serve -----------------------------------------------------------------------------------
-@app.command("serve", context_settings=_EXTRA)
+@commands.command("serve", context_settings=_EXTRA)
 def serve_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
     host: Optional[str] = typer.Option(None, "--host", help="Listen address (server.host; default 127.0.0.1)."),
     port: Optional[str] = typer.Option(None, "--port", help='Port (server.port), or "auto" for a free one.'),
-    dry_run: bool = DRY,
+    dry_run: bool = DRY_RUN,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama-server's log on the terminal."),
     preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
     cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
@@ -208,12 +207,12 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
 
 
 # -- chat (python engine) -------------------------------------------------------------------
-@app.command("chat", context_settings=_EXTRA)
+@commands.command("chat", context_settings=_EXTRA)
 def chat_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this one prompt and exit."),
-    dry_run: bool = DRY,
+    dry_run: bool = DRY_RUN,
     preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
     cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
 ) -> None:

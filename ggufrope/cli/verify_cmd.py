@@ -5,9 +5,10 @@ from typing import Optional
 
 import typer
 
-from ggufrope.cli.app import app
 from ggufrope.cli.output import echo, note, print_json, table
 from ggufrope.errors import UsageError
+
+commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 
 def _text(v) -> str:
@@ -19,7 +20,7 @@ def _text(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-@app.command("verify")
+@commands.command("verify")
 def verify_cmd(
     model: str = typer.Argument(..., help="GGUF model."),
     ctx: Optional[int] = typer.Option(None, "--ctx", help="Context for the effective values (default: trained)."),

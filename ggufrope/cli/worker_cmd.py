@@ -9,13 +9,11 @@ from typing import List, Optional
 
 import typer
 
-from ggufrope.cli.app import app
-from ggufrope.cli.output import echo, note, print_json, warn
+from ggufrope.cli.output import Progress, echo, note, print_json, warn
 
 worker_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
                          help="Run a llama.cpp RPC worker here (`ggufrope worker`), or probe workers "
                               "(`ggufrope worker probe HOST:PORT`).")
-app.add_typer(worker_app, name="worker")
 
 
 def _devices_from_log(text: str) -> list[str]:
@@ -53,7 +51,6 @@ def worker_cmd(
         return
     from ggufrope.build.ensure import ensure_build
     from ggufrope.build.spec import RPC_WORKER_TARGET, BuildSpec
-    from ggufrope.cli.build_cmd import _Bar
     from ggufrope.errors import UsageError
     from ggufrope.presets.launch import log_path
     from ggufrope.rpc import parse_endpoint
@@ -70,7 +67,7 @@ def worker_cmd(
         raise UsageError(f"--threads {threads}: at least 1")
     if not ep.loopback:
         warn(LOOPBACK_WARNING.format(ep=ep))
-    res = ensure_build(BuildSpec(backend=backend, rpc=True), os.environ, progress=_Bar(), log=note)
+    res = ensure_build(BuildSpec(backend=backend, rpc=True), os.environ, progress=Progress("build"), log=note)
     exe = res.binaries.get(RPC_WORKER_TARGET)
     if exe is None:
         from ggufrope.errors import BuildError
