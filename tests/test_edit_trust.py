@@ -269,3 +269,29 @@ def test_dry_run_reports_a_pending_journal_and_writes_nothing(model, tmp_path, a
     assert r.returncode == 0, r.stderr
     assert f"ggufrope recover {model}" in r.stdout + r.stderr, r.stdout + r.stderr
     assert file_digest(model) == crashed and os.path.exists(journal.journal_path(model))
+
+
+def test_planted_link_at_the_journal_name_is_not_followed(model, tmp_path):
+    """A link at `.NAME.ggufrope-journal` (to a crafted journal elsewhere) is not a journal:
+    `recover` refuses without writing, `recover --discard` removes the link, not its target."""
+    crafted = tmp_path / "crafted"
+    crafted.write_bytes(journal.MAGIC + b"\x02\x00\x00\x00{}")
+    os.symlink(str(crafted), journal.journal_path(model))
+    before = file_digest(model)
+    r = run_cli("recover", model)
+    assert r.returncode == 5 and "--discard" in one_error_line(r), r.stderr
+    r = run_cli("recover", "--discard", model)
+    assert r.returncode == 0 and "discarded" in r.stdout, r.stdout + r.stderr
+    assert not os.path.lexists(journal.journal_path(model)) and crafted.exists()
+    assert file_digest(model) == before
+
+
+def test_inspect_during_a_live_edit_says_so(model, tmp_path):
+    from ggufrope.edit.apply import locked
+    with read_header(model) as h:
+        old = h.raw(0, 64)
+    with locked(model):
+        journal.write(model, old, b"\xee" * 64)
+        r = run_cli("inspect", model)
+        assert r.returncode == 0 and "another ggufrope process is editing" in r.stderr, r.stderr
+        journal.finish(model)

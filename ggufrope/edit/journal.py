@@ -234,7 +234,12 @@ def pending(path: str) -> list[str]:
         except OSError:
             fd = None
         try:
-            v = Verdict("stale", "the file cannot be read") if fd is None else _judge(fd, blob, jst)
+            if fd is None:
+                v = Verdict("stale", "the file cannot be read")
+            elif not _lock_free(fd):
+                return [f"{path}: another ggufrope process is editing this file right now"]
+            else:
+                v = _judge(fd, blob, jst)
         finally:
             if fd is not None:
                 os.close(fd)
@@ -251,6 +256,16 @@ def pending(path: str) -> list[str]:
         notes.append(f"{path}: {len(tmps)} temp file(s) of an interrupted edit are left over; "
                      f"run `ggufrope recover {path}` to remove them")
     return notes
+
+
+def _lock_free(fd: int) -> bool:
+    """No editor holds the file's lock (a shared lock taken and dropped at once: writes nothing)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 def recover(path: str, discard: bool = False) -> str | None:
@@ -299,11 +314,14 @@ def rollback(path: str, discard: bool = False) -> str | None:
             _unlink(t)  # a journal never completed: the model was not touched yet
         except OSError:
             pass
+    if discard:
+        if not os.path.lexists(jp):
+            return None
+        # whatever sits at the name (a link is removed, not followed)
+        return _remove(path, jp, f"{path}: discarded the journal {jp} without writing into the file")
     got = _read_journal(path, jp)
     if got is None:
         return None
-    if discard:
-        return _remove(path, jp, f"{path}: discarded the journal {jp} without writing into the file")
     blob, jst = got
     try:
         fd = os.open(real, os.O_RDWR | os.O_CLOEXEC)
