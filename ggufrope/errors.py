@@ -1,6 +1,8 @@
 """The one error tree. Library code raises these; only the CLI turns them into exit codes."""
 from __future__ import annotations
 
+import errno
+
 
 class GgufropeError(Exception):
     """Base of every failure a user can cause. The message names the file and the problem."""
@@ -74,3 +76,21 @@ class WorkerError(GgufropeError):
     """A llama.cpp RPC worker does not answer, speaks another protocol version, or went away."""
 
     exit_code = 12
+
+
+# what the file system said, in the words a user reads in a one-line error
+_OS_REASONS = {errno.ENOENT: "no such file or directory", errno.EISDIR: "is a directory",
+               errno.ENOTDIR: "a part of the path is not a directory", errno.EACCES: "permission denied",
+               errno.EPERM: "operation not permitted", errno.EROFS: "read-only file system",
+               errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def os_reason(e: OSError) -> str:
+    """The reason an OSError gives, in lower-case words (the errno's strerror for the rare ones)."""
+    return _OS_REASONS.get(e.errno, e.strerror or str(e))
+
+
+def file_access_error(path: str, e: OSError, doing: str = "", hint: str = "") -> FileAccessError:
+    """The one errno -> error mapping: `PATH: DOING failed: REASON HINT` (or `PATH: REASON HINT`)."""
+    what = f"{doing} failed: " if doing else ""
+    return FileAccessError(f"{path}: {what}{os_reason(e)}{hint}")

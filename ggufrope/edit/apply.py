@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 from ggufrope.edit import journal
 from ggufrope.edit.plan import EditPlan
-from ggufrope.errors import FileAccessError, GgufropeError, IntegrityError, LockedError
+from ggufrope.errors import FileAccessError, GgufropeError, IntegrityError, LockedError, file_access_error
 from ggufrope.gguf import GGUFHeader
 
 Progress = Callable[[int, int], None]
@@ -35,10 +35,8 @@ def locked(path: str, write: bool = True) -> Iterator[None]:
     try:
         # O_NONBLOCK: a FIFO must not block the open (read_header then refuses it)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise FileAccessError(f"{path}: no such file") from None
-    except PermissionError:
-        raise FileAccessError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise file_access_error(path, e) from None
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
@@ -48,13 +46,6 @@ def locked(path: str, write: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _os_error(path: str, e: OSError, doing: str, hint: str = "") -> FileAccessError:
-    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
-           errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-           errno.EDQUOT: "disk quota exceeded"}.get(e.errno, e.strerror or str(e))
-    return FileAccessError(f"{path}: {doing} failed: {why}{hint}")
 
 
 def check_writable(path: str, fd: int | None = None) -> os.stat_result:
@@ -72,7 +63,7 @@ def check_writable(path: str, fd: int | None = None) -> os.stat_result:
             if own:
                 os.close(fd)
     except OSError as e:
-        raise _os_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
+        raise file_access_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
     if not st.st_mode & 0o222:
         raise FileAccessError(f"{path}: the file is read-only (mode {stat.S_IMODE(st.st_mode):04o}); "
                               f"make it writable (chmod u+w) to edit it in place, or write a copy with -o OUT")
@@ -85,7 +76,7 @@ def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise _os_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
+        raise file_access_error(path, e, "opening for an in-place edit", "; use -o OUT") from None
     try:
         st = check_writable(path, fd)
         lo, hi = changed_range(original, plan.header)
@@ -98,7 +89,7 @@ def apply_inplace(plan: EditPlan, original: GGUFHeader) -> None:
             os.fsync(fd)
         except OSError as e:
             journal.rollback(path)  # we hold the lock: roll back directly
-            raise _os_error(path, e, "in-place write") from None
+            raise file_access_error(path, e, "in-place write") from None
     finally:
         os.close(fd)
     try:
@@ -152,7 +143,7 @@ def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progre
         try:
             out_fd = journal.create_private(tmp)
         except OSError as e:
-            raise _os_error(dest, e, "creating the output") from None
+            raise file_access_error(dest, e, "creating the output") from None
         try:
             try:
                 if in_place:
@@ -165,14 +156,14 @@ def apply_copy(plan: EditPlan, original: GGUFHeader, dest: str, progress: Progre
                 os.fchmod(out_fd, stat.S_IMODE(st.st_mode) if in_place else st.st_mode & 0o777)
                 os.fsync(out_fd)
             except OSError as e:
-                raise _os_error(dest, e, "copy") from None
+                raise file_access_error(dest, e, "copy") from None
             finally:
                 os.close(out_fd)
             verify(original, tmp, plan)
             try:
                 os.replace(tmp, dest)
             except OSError as e:
-                raise _os_error(dest, e, "rename") from None
+                raise file_access_error(dest, e, "rename") from None
             journal.fsync_dir(os.path.dirname(dest))
         except BaseException:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ggufrope.booleans import parse_bool
 from ggufrope.edit.history import OWN_PREFIX
 from ggufrope.edit.plan import RemoveKey, SetValue
 from ggufrope.errors import EditError, UsageError
@@ -62,12 +63,10 @@ def _parse_text(kind: str, text: str, key: str, path: str):
         if kind == "float":
             return float(text)
         if kind == "bool":
-            t = text.strip().lower()
-            if t in ("true", "1", "yes", "on"):
-                return True
-            if t in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
+            b = parse_bool(text)
+            if b is None:
+                raise ValueError(text)
+            return b
         return text
     except ValueError:
         raise UsageError(f"{path}: --set {key}: {text!r} is not a valid {kind}") from None

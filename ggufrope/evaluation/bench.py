@@ -208,8 +208,8 @@ def write_outputs(out_dir: str, records: list[dict], plots: bool = True) -> dict
 
 
 def plot(path: str, records: list[dict]) -> str:
-    from ggufrope.evaluation.plots import _plt
-    plt = _plt()
+    from ggufrope.evaluation.plots import pyplot
+    plt = pyplot()
     ok = [r for r in records if r.get("status") == "ok"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     kvs = [k for k in KV_TYPES if any(r["kv"] == k for r in ok)] + sorted({r["kv"] for r in ok} - set(KV_TYPES))

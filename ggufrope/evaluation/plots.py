@@ -8,18 +8,33 @@ from __future__ import annotations
 
 import os
 
-from ggufrope.evaluation.results import depth_grid
 from ggufrope.evaluation.spec import length_label
 
 _COLORS = {"none": "#444444", "linear": "#1f77b4", "ntk": "#2ca02c", "yarn": "#d62728", "preset": "#9467bd",
            "dynamic": "#8c564b"}
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported at the first plot."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def depth_grid(records: list[dict], variant: str) -> tuple[list[float], list[int], list[list[float | None]]]:
+    """(depths, lengths, accuracy[depth_index][length_index]) for one variant (None: no run)."""
+    rs = [r for r in records if r["variant"] == variant and r.get("status") == "ok" and r.get("depth") is not None]
+    depths = sorted({r["depth"] for r in rs})
+    lengths = sorted({r["length"] for r in rs})
+    grid: list[list[float | None]] = []
+    for d in depths:
+        row = []
+        for n in lengths:
+            cell = [r for r in rs if r["depth"] == d and r["length"] == n]
+            row.append(sum(1 for r in cell if r.get("found")) / len(cell) if cell else None)
+        grid.append(row)
+    return depths, lengths, grid
 
 
 def _title(records: list[dict], what: str) -> str:
@@ -33,7 +48,7 @@ def _na_note(summary: dict) -> str:
 
 
 def heatmap(path: str, records: list[dict], summary: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     task = summary["task"]
     variants = [v for v in summary["variants"] if depth_grid(records, v)[0]]
     n = max(1, len(variants))
@@ -65,7 +80,7 @@ def heatmap(path: str, records: list[dict], summary: dict) -> str:
 
 
 def accuracy(path: str, records: list[dict], summary: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     lengths = summary["lengths"]
     plotted = [v for v in summary["variants"] if any(c["status"] == "ok" for c in summary["cells"][v].values())]
@@ -99,7 +114,7 @@ def accuracy(path: str, records: list[dict], summary: dict) -> str:
 
 
 def perplexity(path: str, records: list[dict], summary: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     lengths = summary["lengths"]
     for v in summary["variants"]:

@@ -57,21 +57,6 @@ def summarize(records: list[dict], variants: tuple[str, ...] | None = None) -> d
     return {"task": task, "lengths": lengths, "variants": names, "cells": cells}
 
 
-def depth_grid(records: list[dict], variant: str) -> tuple[list[float], list[int], list[list[float | None]]]:
-    """(depths, lengths, accuracy[depth_index][length_index]) for one variant (None: no run)."""
-    rs = [r for r in records if r["variant"] == variant and r.get("status") == "ok" and r.get("depth") is not None]
-    depths = sorted({r["depth"] for r in rs})
-    lengths = sorted({r["length"] for r in rs})
-    grid: list[list[float | None]] = []
-    for d in depths:
-        row = []
-        for n in lengths:
-            cell = [r for r in rs if r["depth"] == d and r["length"] == n]
-            row.append(sum(1 for r in cell if r.get("found")) / len(cell) if cell else None)
-        grid.append(row)
-    return depths, lengths, grid
-
-
 def cell_text(c: dict, task: str | None, mark_same: bool = True) -> str:
     st = c["status"]
     if st == "n/a":

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from ggufrope.errors import FileAccessError, GGUFFormatError
+from ggufrope.errors import FileAccessError, GGUFFormatError, file_access_error
 from ggufrope.gguf.constants import (
     ALIGNMENT_KEY, GGML_BLOCK, GGML_MAX_DIMS, GGML_MAX_NAME, GGML_TYPE_COUNT, GGMLType,
     GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ARRAY_ELEMENTS, MAX_STRING_LENGTH,
@@ -255,14 +255,9 @@ def _open_map(path: str) -> tuple[Any, int]:
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise FileAccessError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileAccessError(f"{path}: is a directory, not a GGUF file") from None
-    except PermissionError:
-        raise FileAccessError(f"{path}: permission denied") from None
     except OSError as e:
-        raise FileAccessError(f"{path}: cannot open ({e.strerror})") from None
+        raise file_access_error(path, e, hint=", not a GGUF file" if isinstance(e, IsADirectoryError) else "") \
+            from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -423,3 +418,14 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
                 f"has {size} bytes (truncated download?)")
     return GGUFHeader(path, buf, size, byteorder, version, fields, tensors, kv_start,
                       kv_end, infos_end, alignment, data_offset)
+
+
+def parse_entry(raw: bytes, byteorder: str = "<") -> tuple[str, Any]:
+    """(key, value) of one whole key/value entry as a header stores it (e.g. ggufrope's undo
+    record keeps such entries): parsed as a one-entry header, so the same checks apply."""
+    pre = b"GGUF" + struct.pack(byteorder + "IQQ", 3, 0, 1)
+    h = parse_header(pre + raw, len(pre) + len(raw), "<entry>", check_data=False)
+    if len(h.fields) != 1 or h.kv_end != len(pre) + len(raw):
+        raise GGUFFormatError(f"<entry>: not exactly one key/value entry ({len(raw)} bytes)")
+    (key,) = h.fields
+    return key, h.value(key)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ggufrope.booleans import parse_bool
 from ggufrope.errors import PresetError
 from ggufrope.presets import schema
 from ggufrope.settings.keys import BY_SUFFIX
@@ -52,8 +53,6 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "server.api_key_file": ("api-key-file", "LLAMA_ARG_API_KEY_FILE"),
 }
 _BY_KEY = {k: f for f, ks in _FIELD_KEYS.items() for k in ks}
-_TRUE = ("1", "true", "on", "yes", "enabled")
-_FALSE = ("0", "false", "off", "no", "disabled")
 # llama.cpp options that are switches (common/arg.cpp: a --x / --no-x pair, no value), so "1" is on
 _SWITCHES = frozenset({"mmap", "mlock", "kv-unified", "cont-batching", "jinja", "spec-default", "warmup",
                        "embedding", "embeddings", "reranking", "metrics", "slots", "props", "webui",
@@ -161,11 +160,11 @@ def section_values(sec: Section, path: str) -> tuple[dict[str, Any], list[str], 
             notes.append(f"{path}:{no}: {key}: an environment-variable key ggufrope does not map; skipped")
             continue
         flag = ("-" if len(key) <= 3 else "--") + key
-        truthy, falsy = value.lower() in _TRUE, value.lower() in _FALSE
+        b = parse_bool(value)
         if key in _SWITCHES or (value.lower() in ("true", "false")):
-            if truthy:
+            if b is True:
                 extra.append(flag)
-            elif falsy and not key.startswith("no-"):
+            elif b is False and not key.startswith("no-"):
                 extra.append(f"--no-{key}")
             continue
         extra += [flag, value]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ggufrope.errors import PresetError
+from ggufrope.paths import xdg_dir
 from ggufrope.presets import schema
 from ggufrope.presets.toml_lines import key_lines, line_of
 
@@ -29,8 +30,7 @@ def config_dir(env: Mapping[str, str]) -> str:
     """The user config folder. One variable moves it: GGUFROPE_CONFIG (tests point it at tmp)."""
     if env.get("GGUFROPE_CONFIG"):
         return os.path.expanduser(env["GGUFROPE_CONFIG"])
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "ggufrope")
+    return os.path.join(xdg_dir("config", env), "ggufrope")
 
 
 def user_dir(env: Mapping[str, str]) -> str:

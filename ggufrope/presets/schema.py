@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ggufrope.booleans import parse_bool
 from ggufrope.settings.keys import SCALING_TYPES
 from ggufrope.settings.model_info import KV_CACHE_TYPES
 from ggufrope.settings.rope_settings import RopeSettings
@@ -74,12 +75,9 @@ class FieldSpec:
         if k == "bool":
             if isinstance(value, bool):
                 return value
-            if text and isinstance(value, str):
-                t = value.strip().lower()
-                if t in ("true", "1", "yes", "on"):
-                    return True
-                if t in ("false", "0", "no", "off"):
-                    return False
+            b = parse_bool(value) if text and isinstance(value, str) else None
+            if b is not None:
+                return b
             raise ValueError(f"expected true or false, not {_show(value)}")
         if k == "choice":
             if isinstance(value, bool) and self.name == "flash_attn":
