@@ -16,7 +16,7 @@ def test_build_list_on_an_empty_cache():
 
 
 def test_build_dry_run_cuda_kv_pairs(llama_src):
-    """README's `build --backend cuda --kv-pairs ... --dry-run`: the cmake commands, nothing run."""
+    """docs/builds.md's `build --backend cuda --kv-pairs ... --dry-run`: the cmake commands, nothing run."""
     r = run_cli("build", "--backend", "cuda", "--kv-pairs", "q8_0-q4_0", "--kv", "q4_0", "--cuda-archs", "90",
                 "--cpu", "portable", "--build-type", "Release", "--source", llama_src, "--dry-run", check=True)
     configure, build = [ln for ln in r.stdout.splitlines() if ln.startswith("cmake ")]

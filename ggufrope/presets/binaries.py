@@ -48,7 +48,7 @@ def satisfies(have, want, pairs: list[tuple[str, str]]) -> bool:
 
 def find_build(p: Preset, env: Mapping[str, str], tool: str) -> Binaries | None:
     """A finished build that serves this preset and has tool, newest first; portable CPU builds
-    before native ones (a native build can crash on these hosts, see README)."""
+    before native ones (a native build can crash on these hosts: README, "CPU crash guard")."""
     from ggufrope.build.builder import list_builds
     want = p.build_spec()
     pairs = [(p.cache_type_k, p.cache_type_v)] if p.build.backend == "cuda" and p.flash_attn != "off" else []
