@@ -20,7 +20,7 @@ from unittest import mock
 
 WIDTH = 100
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-REGENERATE = "python -m ggufrope.cli.docgen --write"
+REGENERATE = ".venv/bin/python -m ggufrope.cli.docgen --write"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 HEADER = f"""\
