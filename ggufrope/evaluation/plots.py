@@ -94,23 +94,10 @@ def accuracy(path: str, records: list[dict], summary: dict) -> str:
         # a small vertical offset per variant: identical results (same run) stay visible
         off = (k - (len(plotted) - 1) / 2) * 0.015
         ax.plot(xs, [y + off for y in ys], marker="osD^v*"[k % 6], label=v, color=_COLORS.get(v), alpha=0.85)
-    trained = _trained(records)
-    if trained and min(lengths) / 2 <= trained <= max(lengths) * 2:
-        ax.axvline(trained, color="#999999", ls="--", lw=1)
-        ax.text(trained, 1.04, " trained context", fontsize=7, color="#666666")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [length_label(n) for n in lengths])
+    _length_axis(ax, records, lengths, "prompt length (tokens)", trained_text_y=1.04)
     ax.set_ylim(-0.05, 1.1)
-    ax.set_xlabel("prompt length (tokens)")
     ax.set_ylabel("accuracy")
-    note = _na_note(summary)
-    ax.set_title(_title(records, f"{summary['task']}: accuracy against length") + (f"\n{note}" if note else ""),
-                 fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, _title(records, f"{summary['task']}: accuracy against length"), summary)
 
 
 def perplexity(path: str, records: list[dict], summary: dict) -> str:
@@ -127,16 +114,30 @@ def perplexity(path: str, records: list[dict], summary: dict) -> str:
                 es.append(c.get("ppl_err") or 0.0)
         if xs:
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=2, label=v, color=_COLORS.get(v), alpha=0.85)
+    _length_axis(ax, records, lengths, "context length (tokens)")
+    ax.set_yscale("log")
+    ax.set_ylabel("perplexity (log scale)")
+    return _save(plt, fig, ax, path, _title(records, "perplexity against context length"), summary)
+
+
+def _length_axis(ax, records: list[dict], lengths: list[int], label: str,
+                 trained_text_y: float | None = None) -> None:
+    """A log-2 axis of lengths (labelled 4k, 8k...), with a dashed line at the trained context when it
+    is in view: named in the legend, or by a text at trained_text_y."""
     trained = _trained(records)
     if trained and min(lengths) / 2 <= trained <= max(lengths) * 2:
-        ax.axvline(trained, color="#999999", ls="--", lw=1, label="trained context")
+        ax.axvline(trained, color="#999999", ls="--", lw=1,
+                   label="trained context" if trained_text_y is None else None)
+        if trained_text_y is not None:
+            ax.text(trained, trained_text_y, " trained context", fontsize=7, color="#666666")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
     ax.set_xticks(lengths, [length_label(n) for n in lengths])
-    ax.set_xlabel("context length (tokens)")
-    ax.set_ylabel("perplexity (log scale)")
+    ax.set_xlabel(label)
+
+
+def _save(plt, fig, ax, path: str, title: str, summary: dict) -> str:
     note = _na_note(summary)
-    ax.set_title(_title(records, "perplexity against context length") + (f"\n{note}" if note else ""), fontsize=9)
+    ax.set_title(title + (f"\n{note}" if note else ""), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -157,24 +157,22 @@ class _Cursor:
         return off
 
 
+@dataclass(eq=False, repr=False)
 class GGUFHeader:
     """The parsed header of one GGUF file: fields (in file order) and tensor infos."""
 
-    def __init__(self, path: str, buf, file_size: int, byteorder: str, version: int,
-                 fields: dict[str, Field], tensors: list[TensorInfo], kv_start: int,
-                 kv_end: int, infos_end: int, alignment: int, data_offset: int):
-        self.path = path
-        self._buf = buf
-        self.file_size = file_size
-        self.byteorder = byteorder
-        self.version = version
-        self.fields = fields
-        self.tensors = tensors
-        self.kv_start = kv_start
-        self.kv_end = kv_end
-        self.infos_end = infos_end
-        self.alignment = alignment
-        self.data_offset = data_offset
+    path: str
+    _buf: Any           # the file's bytes (an mmap, or bytes for a buffer); None once closed
+    file_size: int
+    byteorder: str
+    version: int
+    fields: dict[str, Field]
+    tensors: list[TensorInfo]
+    kv_start: int
+    kv_end: int
+    infos_end: int
+    alignment: int
+    data_offset: int
 
     # -- raw access -------------------------------------------------------
     def raw(self, start: int, end: int) -> bytes:
@@ -340,6 +338,22 @@ def parse_tensor_infos(buf, offset: int, n_tensors: int, byteorder: str = "<",
 def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True) -> GGUFHeader:
     """Parse a header from a buffer. check_data also requires the tensor data to be present
     (ggml's reader does not check that; llama.cpp's loader does)."""
+    version, byteorder, n_tensors, n_kv = _preamble(buf, size, path)
+    cur = _Cursor(buf, size, path, byteorder)
+    kv_start = 24
+    fields, kv_end = _key_values(cur, kv_start, n_kv)
+    alignment = _alignment(cur, fields)
+    tensors, infos_end = _tensor_infos(cur, kv_end, n_tensors)
+    data_offset = align_up(infos_end, alignment) if n_tensors else infos_end
+    if data_offset > size:
+        raise GGUFFormatError(f"{path}: header padding runs past the end of the file (truncated download?)")
+    _check_data_layout(path, tensors, alignment, data_offset, size if check_data else None)
+    return GGUFHeader(path, buf, size, byteorder, version, fields, tensors, kv_start,
+                      kv_end, infos_end, alignment, data_offset)
+
+
+def _preamble(buf, size: int, path: str) -> tuple[int, str, int, int]:
+    """(version, byte order, tensor count, key/value count) from the first 24 bytes."""
     if size < 4 or bytes(buf[0:4]) != GGUF_MAGIC:
         got = bytes(buf[0:4]) if size else b""
         raise GGUFFormatError(f"{path}: not a GGUF file (magic {got!r}, expected b'GGUF')")
@@ -354,17 +368,18 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         raise GGUFFormatError(f"{path}: GGUF version 1 is no longer supported (convert it with a newer tool)")
     if version not in (2, 3):
         raise GGUFFormatError(f"{path}: unsupported GGUF version {version}")
-    cur = _Cursor(buf, size, path, byteorder)
-    n_tensors = cur.i64.unpack_from(buf, 8)[0]
-    n_kv = cur.i64.unpack_from(buf, 16)[0]
+    n_tensors, n_kv = struct.unpack_from(byteorder + "qq", buf, 8)
     # each kv takes >= 13 bytes and each tensor info >= 25: counts beyond that are absurd
     if n_kv < 0 or n_kv * 13 > size:
         raise GGUFFormatError(f"{path}: absurd key/value count {n_kv} for a {size}-byte file")
     if n_tensors < 0 or n_tensors * 25 > size:
         raise GGUFFormatError(f"{path}: absurd tensor count {n_tensors} for a {size}-byte file")
+    return version, byteorder, n_tensors, n_kv
 
+
+def _key_values(cur: _Cursor, off: int, n_kv: int) -> tuple[dict[str, Field], int]:
+    """The index of the key/value section (nothing decoded): (fields in file order, offset past it)."""
     fields: dict[str, Field] = {}
-    off = kv_start = 24
     for i in range(n_kv):
         start = off
         raw_key, off = cur.read_string(off, f"key #{i}")
@@ -384,23 +399,24 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         value_start = off + 12 if vtype == ValueType.ARRAY else off
         fields[key] = Field(key, ValueType(vtype), start, value_start, end, item, count)
         off = end
-    kv_end = off
+    return fields, off
 
-    alignment = GGUF_DEFAULT_ALIGNMENT
+
+def _alignment(cur: _Cursor, fields: dict[str, Field]) -> int:
     af = fields.get(ALIGNMENT_KEY)
-    if af is not None:
-        if af.vtype != ValueType.UINT32:
-            raise cur.fail(af.start, f"{ALIGNMENT_KEY} must be UINT32, not {af.vtype.name}")
-        alignment = cur.u32.unpack_from(buf, af.value_start)[0]
-        if alignment == 0 or alignment & (alignment - 1):
-            raise cur.fail(af.start, f"{ALIGNMENT_KEY} {alignment} is not a power of 2")
+    if af is None:
+        return GGUF_DEFAULT_ALIGNMENT
+    if af.vtype != ValueType.UINT32:
+        raise cur.fail(af.start, f"{ALIGNMENT_KEY} must be UINT32, not {af.vtype.name}")
+    alignment = cur.u32.unpack_from(cur.buf, af.value_start)[0]
+    if alignment == 0 or alignment & (alignment - 1):
+        raise cur.fail(af.start, f"{ALIGNMENT_KEY} {alignment} is not a power of 2")
+    return alignment
 
-    tensors, off = _tensor_infos(cur, off, n_tensors)
-    infos_end = off
 
-    data_offset = align_up(infos_end, alignment) if n_tensors else infos_end
-    if data_offset > size:
-        raise GGUFFormatError(f"{path}: header padding runs past the end of the file (truncated download?)")
+def _check_data_layout(path: str, tensors: list[TensorInfo], alignment: int, data_offset: int,
+                       size: int | None) -> None:
+    """Tensor data offsets as ggml lays them out; with a size, the data must be in the file too."""
     expect = 0
     for t in tensors:
         if t.offset != expect:
@@ -410,14 +426,12 @@ def parse_header(buf, size: int, path: str = "<buffer>", check_data: bool = True
         if expect >= 2**64:
             raise GGUFFormatError(f"{path}: tensor {t.name!r} {t.shape} makes the data section larger "
                                   f"than 2^64 bytes")
-    if check_data and tensors:
+    if size is not None and tensors:
         last = tensors[-1]
         if data_offset + last.offset + last.nbytes > size:
             raise GGUFFormatError(
                 f"{path}: tensor data ends at {data_offset + last.offset + last.nbytes} but the file "
                 f"has {size} bytes (truncated download?)")
-    return GGUFHeader(path, buf, size, byteorder, version, fields, tensors, kv_start,
-                      kv_end, infos_end, alignment, data_offset)
 
 
 def parse_entry(raw: bytes, byteorder: str = "<") -> tuple[str, Any]:

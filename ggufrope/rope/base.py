@@ -32,6 +32,18 @@ def check_positive(name: str, value: float) -> float:
     return v
 
 
+def factor_and_original(factor: float | None, original_max_position_embeddings: int,
+                        max_position_embeddings: int | None) -> tuple[float, float]:
+    """(factor, original context), both checked > 0; a factor of None is HF's
+    ``max_position_embeddings / original_max_position_embeddings`` (YaRN and LongRoPE alike)."""
+    orig = check_positive("original_max_position_embeddings", original_max_position_embeddings)
+    if factor is None:
+        if max_position_embeddings is None:
+            raise ValueError("factor None needs max_position_embeddings (HF uses max_pos / original)")
+        factor = max_position_embeddings / orig
+    return check_positive("factor", factor), orig
+
+
 def base_inv_freq(n_dims: int, freq_base: float) -> np.ndarray:
     """float64 ``freq_base ** (-2i/n_dims)``, shape (n_dims/2,) (RoFormer eq. 15)."""
     n = check_n_dims(n_dims)

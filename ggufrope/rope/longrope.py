@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .base import base_inv_freq, check_n_dims, check_positive
+from .base import base_inv_freq, check_n_dims, check_positive, factor_and_original
 from .results import RopeFrequencies
 
 GGML_PAD = 256  # cparams.n_ctx / n_ctx_seq padding (src/llama-context.cpp:290, 296)
@@ -69,12 +69,7 @@ def rope_longrope(n_dims: int, freq_base: float, long_factor, short_factor, orig
     ``attention_factor`` None means :func:`longrope_attention_factor` of that factor.
     """
     n = check_n_dims(n_dims)
-    orig = check_positive("original_max_position_embeddings", original_max_position_embeddings)
-    if factor is None:
-        if max_position_embeddings is None:
-            raise ValueError("factor None needs max_position_embeddings")
-        factor = max_position_embeddings / orig
-    s = check_positive("factor", factor)
+    s, orig = factor_and_original(factor, original_max_position_embeddings, max_position_embeddings)
     ext = np.asarray(long_factor if use_long else short_factor, dtype=np.float64).reshape(-1)
     if ext.shape[0] != n // 2:
         raise ValueError(f"LongRoPE factors need n_dims/2 = {n // 2} values, got {ext.shape[0]}")

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .base import base_inv_freq, check_n_dims, check_positive
+from .base import base_inv_freq, check_n_dims, factor_and_original
 from .results import RopeFrequencies
 
 
@@ -73,12 +73,7 @@ def rope_yarn_hf(n_dims: int, freq_base: float, factor: float | None, original_m
                  mscale: float | None = None, mscale_all_dim: float | None = None) -> RopeFrequencies:
     """HF YaRN frequencies and attention factor (module docstring)."""
     n = check_n_dims(n_dims)
-    orig = check_positive("original_max_position_embeddings", original_max_position_embeddings)
-    if factor is None:
-        if max_position_embeddings is None:
-            raise ValueError("factor None needs max_position_embeddings (HF uses max_pos / original)")
-        factor = max_position_embeddings / orig
-    s = check_positive("factor", factor)
+    s, orig = factor_and_original(factor, original_max_position_embeddings, max_position_embeddings)
     attn = hf_yarn_attention_factor(s, attention_factor, mscale, mscale_all_dim)
     bf = beta_fast or 32
     bs = beta_slow or 1
