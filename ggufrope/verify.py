@@ -13,6 +13,7 @@ from typing import Any
 from ggufrope.settings.keys import BY_FIELD
 from ggufrope.settings.rope_settings import f32
 from ggufrope.settings.model_info import ModelInfo
+from ggufrope.settings.projection import freq_scale
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
         "rope_freq_base_train": (k("freq_base"), r.freq_base, 10000.0 if r.freq_base is None else r.freq_base),
         "rope_scaling_type": (k("scaling_type"), r.scaling_type, r.scaling_type or "linear"),
         "rope_freq_scale_train": (k("scaling_factor") + " -> freq_scale", r.scaling_factor if r.scaling_factor is not None
-                                  else r.scale_linear, 1.0 if not factor else f32(1.0 / f32(factor))),
+                                  else r.scale_linear, freq_scale(factor)),
         "n_ctx_orig_yarn": (k("original_context_length"), r.original_context_length,
                             r.original_context_length or r.context_length),
         "rope_attn_factor": (k("attn_factor"), r.attn_factor, 1.0 if r.attn_factor is None else r.attn_factor),

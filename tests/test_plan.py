@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO, gguf_py_metadata, run_cli
 from ggufrope.settings import ModelInfo, RopeSettings
+from ggufrope.settings.rope_settings import f32
 from ggufrope.settings.hf import rope_from_hf
 
 DIALECTS = ("patch", "after_patch", "llama_args", "override_kv", "llama_cpp_kwargs", "hf", "vllm")
@@ -111,7 +112,8 @@ def test_ntk_base_formula(smollm2):
     d = rep["dialects"]
     assert "--rope-freq-base" in d["patch"]["argv"] and "--rope-scaling" in d["patch"]["argv"]
     assert d["llama_cpp_kwargs"]["rope_scaling_type"] == 0
-    assert d["llama_cpp_kwargs"]["rope_freq_base"] == s["freq_base"]
+    # kwargs carry the float32 llama.cpp computes with (settings/projection.py)
+    assert d["llama_cpp_kwargs"]["rope_freq_base"] == f32(s["freq_base"])
     assert d["hf"]["config"] == {"rope_scaling": None, "rope_theta": s["freq_base"], "max_position_embeddings": 32768}
     over = json.loads(d["vllm"]["args"][1])
     assert over["max_position_embeddings"] == 32768 and over["rope_parameters"]["rope_type"] == "default"
@@ -131,7 +133,7 @@ def test_dynamic_is_honest(smollm2):
     assert "NOT dynamic" in closest["label"]
     # HF's dynamic base at seq_len = N: base * (s*N/T - (s-1))^(D/(D-2)) = 1e5 * 13^(64/62)
     assert rep["settings"]["freq_base"] == pytest.approx(1e5 * 13 ** (64 / 62), rel=1e-7)
-    assert closest["llama_cpp_kwargs"]["rope_freq_base"] == rep["settings"]["freq_base"]
+    assert closest["llama_cpp_kwargs"]["rope_freq_base"] == f32(rep["settings"]["freq_base"])
 
 
 def test_target_within_trained_context(smollm2):
@@ -200,9 +202,10 @@ def test_non_default_betas_travel_as_flags_for_llama(tiny_model, tmp_path):
     assert set(d["patch"]["not_read_by_llama_cpp"]) == {"llama.rope.scaling.yarn_beta_fast",
                                                         "llama.rope.scaling.yarn_beta_slow"}
     assert d["after_patch"]["llama_args"] == ["-c", "1024", "--yarn-beta-fast", "16", "--yarn-beta-slow", "2"]
-    assert d["after_patch"]["llama_cpp_kwargs"] == {"n_ctx": 1024, "yarn_beta_fast": 16.0, "yarn_beta_slow": 2.0}
+    kw = d["after_patch"]["llama_cpp_kwargs"]
+    assert kw["n_ctx"] == 1024 and kw["yarn_beta_fast"] == 16.0 and kw["yarn_beta_slow"] == 2.0
     assert d["llama_args"][-4:] == ["--yarn-beta-fast", "16", "--yarn-beta-slow", "2"]
-    assert d["override_kv_args"][-4:] == ["--yarn-beta-fast", "16", "--yarn-beta-slow", "2"]
+    assert "--yarn-beta-fast 16 --yarn-beta-slow 2 --override-kv" in d["override_kv_text"]
     assert d["hf"]["rope_scaling"]["beta_fast"] == 16.0
     assert rep["effects"]["llama_cpp"]["beta_fast"] == 16.0
 

@@ -197,7 +197,8 @@ def test_auto_ctx_is_the_largest_that_fits_capped_at_the_scaled_context(tmp_path
     prep2 = prep_for(m, '[rope]\nplan = "yarn:2048"\n[memory]\nheadroom_mib = 0\n', tmp=str(tmp_path), bud=small)
 
     def fits(n):
-        return memory.plan(prep.model.info, prep.model.shape, prep.model.weights, n, "f16", "f16", flash_attn=True,
+        shape = memory.Shape(prep.model.n_vocab, prep.model.n_ff)
+        return memory.plan(prep.model.info, shape, prep.model.weights_bytes, n, "f16", "f16", flash_attn=True,
                            n_ubatch=512, bud=small, on_gpu=False, gpu_fraction=1.0, headroom=0).fits
     assert 256 <= prep2.n_ctx < 2048 and prep2.n_ctx % 256 == 0
     assert fits(prep2.n_ctx) and not fits(prep2.n_ctx + 256)
@@ -209,8 +210,10 @@ def test_ctx_beyond_trained_without_scaling_is_flagged(tmp_path, tiny_model):
     w = [f for f in prep.findings if f.level == "warning"]
     assert len(w) == 1 and w[0].field == "ctx" and "beyond the trained context 256" in w[0].message
     assert 'rope.plan = "yarn:1024"' in w[0].message
-    # the context_length cap is lifted for llama-server (no yarn flags do it here)
-    assert prep.rope_args() == ["--override-kv", "llama.context_length=int:1024"]
+    # the context_length cap is lifted for llama-server (no yarn flags do it here); the original
+    # context is pinned so the override does not move llama.cpp's n_ctx_orig_yarn (kwargs agree)
+    assert prep.rope_args() == ["--yarn-orig-ctx", "256", "--override-kv", "llama.context_length=int:1024"]
+    assert prep.to_llama_cpp_kwargs()["yarn_orig_ctx"] == 256
 
 
 def test_quantized_v_turns_auto_flash_attention_on(tmp_path, tiny_model):
@@ -243,7 +246,9 @@ def test_patched_apply_writes_read_keys_to_the_copy_and_flags_the_rest(tmp_path,
     prep = prep_for(m, 'apply = "patched"\nctx = 1024\n[rope]\nscaling_type = "yarn"\nscaling_factor = 4.0\n'
                        'yarn_beta_fast = 16.0\n', tmp=str(tmp_path))
     assert prep.needs_patch and prep.run_model.startswith(os.environ["GGUFROPE_HOME"])
-    assert prep.file_part.as_dict() == {"scaling_type": "yarn", "scaling_factor": 4.0}
+    # what the patch writes, decided by the projection: context_length from the factor, the original pinned
+    assert prep.file_part.as_dict() == {"scaling_type": "yarn", "scaling_factor": 4.0, "context_length": 1024,
+                                        "original_context_length": 256}
     # llama.cpp does not read yarn_beta_fast from a llama file: it stays a runtime flag
     assert prep.rope_args() == ["--yarn-beta-fast", "16"]
     from ggufrope.gguf import read_header
@@ -275,8 +280,8 @@ EXPECT_ROPE = {
     "mistral-7b-ntk-16k": "--rope-scaling none --rope-freq-base 20221.262 --yarn-orig-ctx 8192 "
                           "--override-kv llama.context_length=int:16384",
     "qwen2.5-7b-yarn-128k": "--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 32768",
-    "llama-3.1-8b-128k": "--override-kv llama.context_length=int:131072",
-    "phi-3-mini-128k": "--override-kv llama.context_length=int:131072",
+    "llama-3.1-8b-128k": "--yarn-orig-ctx 256 --override-kv llama.context_length=int:131072",
+    "phi-3-mini-128k": "--yarn-orig-ctx 256 --override-kv llama.context_length=int:131072",
 }
 BUILTINS = sorted(load.available({"GGUFROPE_CONFIG": "/nonexistent"}))
 

@@ -286,7 +286,7 @@ def tune_cmd(
         sys.stderr.flush()
 
     _term_as_interrupt()
-    ev = tn.perplexity_evaluator(binaries, path, text, ctx, chunks, facts.arch, threads)
+    ev = tn.perplexity_evaluator(binaries, path, text, ctx, chunks, facts, threads)
     res = tn.search(facts, ctx, budget, seed, ev, on_trial)
     best, ref = res.best, res.reference
     gain = res.gain_pct()

@@ -165,14 +165,14 @@ def plan_cmd(
     """Recommend RoPE settings for a target context, with the reasons, their effect per dimension
     pair, every dialect (ggufrope patch, llama.cpp flags, --override-kv, llama-cpp-python, HF, vLLM)
     and KV cache memory."""
-    from ggufrope.planning import make_plan, plan_report
+    from ggufrope.planning import make_plan, plan_report, read_facts
     method = method.strip().lower()
     path = resolve(model, log=note)
     if ctx <= 0:
         raise UsageError(f"{path}: --ctx must be positive, not {ctx}")
     for n in pending_notes(path):  # read-only: report an interrupted edit, never roll back
         warn(n)
-    plan = make_plan(path, ctx, method, beta_fast=yarn_beta_fast, beta_slow=yarn_beta_slow)
+    plan = make_plan(read_facts(path), ctx, method, beta_fast=yarn_beta_fast, beta_slow=yarn_beta_slow)
     rep = plan_report(plan, out=output)
     if plot:
         from ggufrope.planning.plot import plot_plan

@@ -58,9 +58,9 @@ def _from_preset(arg: str, env: Mapping[str, str], log: Callable[[str], None]) -
         path = models.resolve(p.model, env, log)
     rope, notes = RopeSettings(), []
     if p.rope_plan:
-        from ggufrope.planning import make_plan
+        from ggufrope.planning import make_plan, read_facts
         method, ctx = p.rope_plan
-        plan = make_plan(path, ctx, method)
+        plan = make_plan(read_facts(path), ctx, method)
         rope, notes = plan.settings or RopeSettings(), list(plan.notes)
     rope = rope.merged(p.rope)
     return Target(label=p.name, model=path, preset=p.name, preset_rope=rope, preset_notes=tuple(notes))

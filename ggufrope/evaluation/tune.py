@@ -23,7 +23,9 @@ from typing import Callable, Mapping
 from ggufrope.errors import UsageError
 from ggufrope.evaluation import engine
 from ggufrope.evaluation.proc import Runner, run_tool
+from ggufrope.model_facts import ModelFacts
 from ggufrope.settings import RopeSettings, fmt_float
+from ggufrope.settings.projection import Projection
 
 GRID = {
     "beta_fast": (8.0, 16.0, 24.0, 32.0, 48.0, 64.0),
@@ -167,9 +169,10 @@ def search(facts, ctx: int, budget: int, seed: int, evaluate: Callable[[Candidat
 
 
 def perplexity_evaluator(binaries: Mapping[str, str], model: str, text: str, ctx: int, chunks: int,
-                         arch: str, threads: int | None = None, runner: Runner = run_tool):
+                         facts: ModelFacts, threads: int | None = None, runner: Runner = run_tool):
     def evaluate(c: Candidate, s: RopeSettings) -> Trial:
-        args = tuple(s.to_llama_args(arch, include_ctx=False))
+        # the same argv a preset with these settings would get (one projection)
+        args = tuple(Projection(facts.arch, s, facts.current, facts.trained_ctx, ctx).rope_flags())
         try:
             r = engine.perplexity(binaries["llama-perplexity"], model, text, ctx, chunks, args, threads,
                                   runner=runner)

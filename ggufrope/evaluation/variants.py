@@ -1,5 +1,6 @@
 """Evaluation variants: one RoPE setting per method, computed by `plan` for the length under
-test (or for --plan-ctx), applied at run time as llama.cpp flags; the model file is untouched.
+test (or for --plan-ctx), applied at run time as llama.cpp flags (settings/projection.py, the same
+projection presets use); the model file is untouched.
 
   none     the file as trained (`--rope-scaling none` only when the file itself asks to scale)
   linear   plan --method linear     ntk   plan --method ntk     yarn   plan --method yarn
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ggufrope.planning import ModelFacts, recommend
+from ggufrope.model_facts import ModelFacts
+from ggufrope.planning import recommend
 from ggufrope.settings import RopeSettings, fmt_float
+from ggufrope.settings.projection import Projection
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,17 @@ class Variant:
 
 def _none(facts: ModelFacts, length: int, plan_ctx: int) -> Variant:
     if facts.file_scaled:
-        args = ("--rope-scaling", "none")
+        args = _flags(facts, RopeSettings(scaling_type="none"), length)
         why = (f"unscaled (the file asks for {facts.current.effective_type} x{fmt_float(facts.current.factor)}; "
                f"--rope-scaling none switches it off)")
     else:
         args, why = (), "no RoPE flags: the model as trained"
     return Variant("none", length, plan_ctx, True, args, {}, why)
+
+
+def _flags(facts: ModelFacts, s: RopeSettings, length: int) -> tuple[str, ...]:
+    """llama.cpp's RoPE flags for s on this model: the projection a preset launch uses."""
+    return tuple(Projection(facts.arch, s, facts.current, facts.trained_ctx, length).rope_flags())
 
 
 def make_variant(facts: ModelFacts, name: str, length: int, plan_ctx: int | None = None,
@@ -62,7 +70,7 @@ def make_variant(facts: ModelFacts, name: str, length: int, plan_ctx: int | None
             return Variant("preset", length, target, False, (), {},
                            "not applicable: the target is a model, not a preset")
         s = preset_rope
-        args = tuple(s.to_llama_args(facts.arch, include_ctx=False))
+        args = _flags(facts, s, length)
         return Variant("preset", length, target, True, args, s.as_dict(),
                        "the preset's RoPE settings: " + (" ".join(args) or "none"))
     plan = recommend(facts, target, name)
@@ -72,6 +80,6 @@ def make_variant(facts: ModelFacts, name: str, length: int, plan_ctx: int | None
                        f"within the trained context ({facts.trained_ctx}): plan recommends no scaling, "
                        f"so this is the same run as none")
     s = plan.settings
-    args = tuple(s.to_llama_args(facts.arch, include_ctx=False))
+    args = _flags(facts, s, length)
     return Variant(name, length, target, True, args, s.as_dict(),
                    f"plan --method {name} --ctx {target}: " + " ".join(args))

@@ -7,13 +7,10 @@ for most archs the YaRN betas and ext/attn factors are read only from runtime fl
 the patch writes the keys llama.cpp reads, and whatever it does not read travels as runtime
 flags next to the patched file; the flag dialects for the unpatched file carry everything.
 
-Two llama.cpp facts shape the flag dialects (llama.cpp 0c1e570):
-* llama-server caps each slot at n_ctx_train, the file's context_length
-  (tools/server/server-context.cpp n_ctx_slot). With yarn flags llama.cpp raises n_ctx_train
-  to n_ctx_orig/freq_scale itself (src/llama-context.cpp ~3891); with linear or a freq_base
-  change it does not, so those flag sets add `--override-kv ARCH.context_length=int:N`.
-* llama-cpp-python always passes yarn_beta_fast 32, yarn_beta_slow 1, yarn_attn_factor 1
-  and yarn_ext_factor -1, overriding the file; non-default values must be passed explicitly.
+Every llama.cpp dialect is one apply mode of the same settings/projection.Projection
+(runtime flags, a patched file, --override-kv), so they agree on every float and on the
+context cap; the rules (llama-server's slot cap, llama-cpp-python's own yarn defaults) are
+written there once.
 """
 from __future__ import annotations
 
@@ -23,8 +20,13 @@ from typing import Any
 
 from ggufrope.planning.recommend import Plan
 from ggufrope.settings import RopeSettings, fmt_float
-from ggufrope.settings.keys import BY_FIELD, ROPE_KEYS
-from ggufrope.settings.rope_settings import vllm_args
+from ggufrope.settings.keys import ROPE_KEYS
+from ggufrope.settings.projection import Projection, split_by_reader, vllm_args
+
+# llama-cpp-python's own defaults for the yarn kwargs it always passes (from the key table; `plan`
+# leaves them out of its one-line rendering)
+LLAMA_CPP_PYTHON_DEFAULTS = {rk.kwarg: rk.hparam_default for rk in ROPE_KEYS
+                             if rk.kwarg is not None and rk.field.startswith("yarn_")}
 
 # RopeSettings field -> `ggufrope patch` flag (named as llama.cpp names them)
 _PATCH_FLAGS = {
@@ -34,22 +36,6 @@ _PATCH_FLAGS = {
     "yarn_beta_slow": "--yarn-beta-slow", "yarn_log_multiplier": "--yarn-log-multiplier",
     "context_length": "--ctx",
 }
-_YARN_KWARGS = {"yarn_ext_factor": "yarn_ext_factor", "yarn_attn_factor": "yarn_attn_factor",
-                "yarn_beta_fast": "yarn_beta_fast", "yarn_beta_slow": "yarn_beta_slow"}
-# llama-cpp-python's own defaults for the kwargs it always passes
-LLAMA_CPP_PYTHON_DEFAULTS = {"yarn_ext_factor": -1.0, "yarn_attn_factor": 1.0, "yarn_beta_fast": 32.0,
-                             "yarn_beta_slow": 1.0}
-
-
-def split_by_reader(settings: RopeSettings, arch: str) -> tuple[RopeSettings, RopeSettings]:
-    """(fields llama.cpp reads from an `arch` file, fields it takes only from runtime flags)."""
-    read, runtime = {}, {}
-    for rk in ROPE_KEYS:
-        v = getattr(settings, rk.field)
-        if v is None:
-            continue
-        (read if rk.read_for(arch) else runtime)[rk.field] = v
-    return RopeSettings(**read), RopeSettings(**runtime)
 
 
 def patch_argv(model: str, out: str, settings: RopeSettings, arch: str) -> list[str]:
@@ -76,57 +62,46 @@ def default_output(model: str, plan: Plan) -> str:
     return f"{root}.{tag}{plan.factor:g}x.gguf"
 
 
-def _runtime_kwargs(settings: RopeSettings, n_ctx: int) -> dict[str, Any]:
-    """llama-cpp-python kwargs for a patched file: n_ctx, plus every yarn_* value the settings
-    hold (llama-cpp-python's own defaults would override the file)."""
-    kw: dict[str, Any] = {"n_ctx": n_ctx}
-    for f, k in _YARN_KWARGS.items():
-        v = getattr(settings, f)
-        if v is not None:
-            kw[k] = v
-    return kw
+def projection(plan: Plan, settings: RopeSettings, apply: str = "runtime") -> Projection:
+    """The plan's settings as one launch at the target context (settings/projection.py)."""
+    f = plan.facts
+    return Projection(f.arch, settings, f.current, f.trained_ctx, plan.target_ctx, apply)
 
 
 def llama_dialects(plan: Plan, settings: RopeSettings, model: str, out: str | None) -> dict[str, Any]:
     """Patch command, flags for the patched file, and flags / overrides / kwargs for the unpatched one."""
     arch = plan.facts.arch
-    n = plan.target_ctx
-    file_part, runtime_part = split_by_reader(settings, arch)
+    runtime, patched, override = (projection(plan, settings, a) for a in ("runtime", "patched", "override"))
     out = out or default_output(model, plan)
-    argv = patch_argv(model, out, file_part, arch)
-    after_args = ["-c", str(n)] + runtime_part.to_llama_args(arch, include_ctx=False)
-    llama_args = settings.to_llama_args(arch)
-    cap_note = None
-    lifts_cap = settings.scaling_type == "yarn" and settings.factor != 1.0
-    if not lifts_cap and (settings.context_length or 0) > plan.facts.context_length:
-        llama_args += ["--override-kv", f"{BY_FIELD['context_length'].key(arch)}=int:{n}"]
-        cap_note = (f"llama-server caps each slot at the file's context_length ({plan.facts.context_length}); "
-                    f"the --override-kv lifts it to {n}")
-    overrides = file_part.to_override_kv(arch)
-    override_args = ["-c", str(n)] + (["--override-kv", ",".join(overrides)] if overrides else []) + \
-        runtime_part.to_llama_args(arch, include_ctx=False)
-    kwargs = settings.to_llama_cpp_kwargs(arch)
+    argv = patch_argv(model, out, patched.file_part, arch)
+    after_args = patched.llama_args()
+    llama_args = runtime.llama_args()
+    n = runtime.ctx_override()
+    cap_note = None if n is None else (
+        f"llama-server caps each slot at the file's context_length ({plan.facts.context_length}); "
+        f"the --override-kv lifts it to {n}")
+    override_args = override.llama_args()
     return {
         "arch": arch,
         "patch": {
             "argv": argv,
             "command": shlex.join(argv),
             "output": out,
-            "keys": {k: v for k, _, v in file_part.to_gguf(arch)},
-            "not_read_by_llama_cpp": {k: v for k, _, v in runtime_part.to_gguf(arch)},
+            "keys": {k: v for k, _, v in patched.patched_keys()},
+            "not_read_by_llama_cpp": {k: v for k, _, v in split_by_reader(settings, arch)[1].to_gguf(arch)},
         },
         "after_patch": {
             "llama_args": after_args,
             "llama_args_text": shlex.join(after_args),
-            "llama_cpp_kwargs": _runtime_kwargs(settings, n),
+            "llama_cpp_kwargs": patched.llama_cpp_kwargs(),
         },
         "llama_args": llama_args,
         "llama_args_text": shlex.join(llama_args),
         "llama_args_note": cap_note,
-        "override_kv": overrides,
+        "override_kv": override.file_part.to_override_kv(arch),
         "override_kv_args": override_args,
         "override_kv_text": shlex.join(override_args),
-        "llama_cpp_kwargs": kwargs,
+        "llama_cpp_kwargs": runtime.llama_cpp_kwargs(),
     }
 
 
@@ -157,13 +132,11 @@ def build_dialects(plan: Plan, model: str | None = None, out: str | None = None)
     n = plan.target_ctx
     d: dict[str, Any] = {}
     if not plan.needed:
+        # only context_length may be short; the launch dialects still come from the projection
+        d.update(llama_dialects(plan, plan.settings or RopeSettings(), model, out))
         d["patch"] = None
-        if plan.settings is not None:  # only context_length is short
-            d.update(llama_dialects(plan, plan.settings, model, out))
-        else:
-            d.update({"after_patch": None, "llama_args": ["-c", str(n)], "llama_args_text": f"-c {n}",
-                      "llama_args_note": None, "override_kv": [], "override_kv_args": ["-c", str(n)],
-                      "override_kv_text": f"-c {n}", "llama_cpp_kwargs": {"n_ctx": n}})
+        if plan.settings is None:
+            d["after_patch"] = None
         d["hf"] = {"config": {}, "rope_scaling": None, "rope_parameters": None}
         d["vllm"] = {"args": ["--max-model-len", str(n)], "legacy_args": ["--max-model-len", str(n)]}
     elif plan.llama_cpp_native:

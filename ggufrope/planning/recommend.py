@@ -1,6 +1,6 @@
 """`ggufrope plan`: the RoPE settings that reach a target context, with the reason for each.
 
-Model facts come from the header (trained context, RoPE dims, freq_base, shape); the
+Model facts come from one header read (ggufrope/model_facts.py); the
 recommendation is the standard choice per method; its effect on every dimension pair is
 computed with ggufrope.rope exactly as llama.cpp resolves it (resolve_llamacpp_rope).
 
@@ -18,17 +18,13 @@ Standard choices:
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from ggufrope.edit import history
 from ggufrope.errors import UsageError
-from ggufrope.gguf import GGUFHeader, ValueType, read_header
-from ggufrope.gguf.constants import SCALAR_FORMAT, SCALAR_SIZE
-from ggufrope.gguf.splits import split_paths
-from ggufrope.settings import ModelInfo, RopeSettings, fmt_float
-from ggufrope.settings.keys import BY_FIELD
+from ggufrope.model_facts import ModelFacts, read_model_facts
+from ggufrope.settings import RopeSettings, fmt_float
 
 METHODS = ("yarn", "linear", "ntk", "dynamic")
 # architectures whose llama.cpp graph has no rotary embedding (learned absolute positions, ALiBi,
@@ -41,93 +37,26 @@ DEFAULT_BETA_FAST = 32.0
 DEFAULT_BETA_SLOW = 1.0
 
 
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a plan needs to know about a model file."""
-
-    path: str
-    arch: str
-    info: ModelInfo
-    current: RopeSettings        # the RoPE keys as the file holds them now
-    context_length: int          # the file's context_length now
-    trained_ctx: int
-    trained_ctx_source: str      # which key (or record) the trained context came from
-    freq_base: float             # the trained freq_base
-    freq_base_source: str
-    n_dims: int                  # RoPE dims (rope.dimension_count, else head dim)
-    head_dim: int
-    weights_bytes: int           # tensor data of every split
-    rope_tensors: tuple[str, ...] = ()   # rope_freqs / rope_factors_*: scaling baked at conversion
-
-    @property
-    def file_scaled(self) -> bool:
-        """The file already asks llama.cpp to scale (a factor != 1 with a type other than none)."""
-        return self.current.effective_type != "none" and self.current.factor != 1.0
-
-
-def _original_scalar(h: GGUFHeader, key: str) -> Any:
-    """The value a key had before ggufrope first changed it (from the undo record), or None."""
-    raw = history.load(h).get(key)
-    if not raw or len(raw) < 12:
-        return None
-    n = struct.unpack_from(h.byteorder + "Q", raw, 0)[0]
-    off = 8 + n
-    if len(raw) < off + 4:
-        return None
-    vtype = struct.unpack_from(h.byteorder + "I", raw, off)[0]
-    try:
-        vt = ValueType(vtype)
-    except ValueError:
-        return None
-    if vt not in SCALAR_FORMAT or vt == ValueType.BOOL or len(raw) < off + 4 + SCALAR_SIZE[vt]:
-        return None
-    return struct.unpack_from(h.byteorder + SCALAR_FORMAT[vt], raw, off + 4)[0]
+def require_rope(facts: ModelFacts) -> ModelFacts:
+    """facts, when a plan can be made for the model: UsageError naming the file otherwise."""
+    path, arch = facts.path, facts.arch
+    if not arch:
+        raise UsageError(f"{path}: no general.architecture key, so the RoPE keys are unknown")
+    if arch in NO_ROPE_ARCHS:
+        raise UsageError(f"{path}: architecture '{arch}' has no rotary position embedding in llama.cpp "
+                         f"(learned, ALiBi, relative or recurrent positions): RoPE scaling does not apply")
+    if facts.context_length is None or not facts.trained_ctx:
+        raise UsageError(f"{path}: no usable {arch}.context_length (llama.cpp requires it), "
+                         f"so the trained context is unknown")
+    n_dims = facts.n_dims
+    if not n_dims or n_dims < 4 or n_dims % 2:
+        raise UsageError(f"{path}: RoPE dimension count {n_dims} is not a usable even number")
+    return facts
 
 
 def read_facts(path: str) -> ModelFacts:
-    """Model facts from the header of path (and the tensor sizes of its other splits)."""
-    with read_header(path) as h:
-        arch = h.get("general.architecture")
-        if not arch:
-            raise UsageError(f"{path}: no general.architecture key, so the RoPE keys are unknown")
-        if arch in NO_ROPE_ARCHS:
-            raise UsageError(f"{path}: architecture '{arch}' has no rotary position embedding in llama.cpp "
-                             f"(learned, ALiBi, relative or recurrent positions): RoPE scaling does not apply")
-        info = ModelInfo.from_metadata(h)
-        current = info.rope
-        ctx = current.context_length
-        if not isinstance(ctx, int) or isinstance(ctx, bool) or ctx <= 0:
-            raise UsageError(f"{path}: no usable {arch}.context_length (llama.cpp requires it), "
-                             f"so the trained context is unknown")
-        orig = current.original_context_length
-        if isinstance(orig, int) and not isinstance(orig, bool) and orig > 0:
-            trained, src = orig, "rope.scaling.original_context_length"
-        else:
-            was = _original_scalar(h, BY_FIELD["context_length"].key(arch))
-            if isinstance(was, int) and was > 0 and was != ctx:
-                trained, src = was, "context_length before ggufrope changed it (undo record)"
-            else:
-                trained, src = ctx, "context_length"
-        base_now = current.freq_base
-        was_base = _original_scalar(h, BY_FIELD["freq_base"].key(arch))
-        if isinstance(was_base, float) and math.isfinite(was_base) and was_base > 0 and was_base != base_now:
-            base, base_src = float(was_base), "rope.freq_base before ggufrope changed it (undo record)"
-        elif isinstance(base_now, (int, float)) and math.isfinite(base_now) and base_now > 0:
-            base, base_src = float(base_now), "rope.freq_base"
-        else:
-            base, base_src = 10000.0, "llama.cpp's default (no rope.freq_base key)"
-        n_dims = info.rope_dims
-        if not n_dims or n_dims < 4 or n_dims % 2:
-            raise UsageError(f"{path}: RoPE dimension count {n_dims} is not a usable even number")
-        weights = sum(t.nbytes for t in h.tensors)
-        rope_tensors = tuple(sorted({t.name.split(".")[0] for t in h.tensors if t.name.startswith("rope_")}))
-    for p in split_paths(path):
-        if p != path:
-            with read_header(p) as s:
-                weights += sum(t.nbytes for t in s.tensors)
-    return ModelFacts(path=path, arch=arch, info=info, current=current, context_length=ctx,
-                      trained_ctx=trained, trained_ctx_source=src, freq_base=base, freq_base_source=base_src,
-                      n_dims=n_dims, head_dim=info.head_dim_k, weights_bytes=weights, rope_tensors=rope_tensors)
+    """The model's facts (one header read), checked for planning."""
+    return require_rope(read_model_facts(path))
 
 
 @dataclass(frozen=True)
@@ -150,9 +79,13 @@ class Plan:
     llama_cpp_native: bool              # False for dynamic (llama.cpp has none)
     settings: RopeSettings | None       # what llama.cpp gets (dynamic: the closest static setting)
     choices: list[Choice] = field(default_factory=list)
-    effects: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     hf_dynamic: dict[str, Any] | None = None   # dynamic only: the HF rope_scaling dict
+
+    @cached_property
+    def effects(self) -> dict[str, Any]:
+        """The effect on every dimension pair (numpy, computed when first shown)."""
+        return _effects(self)
 
 
 def ntk_base(freq_base: float, factor: float, n_dims: int) -> float:
@@ -186,7 +119,9 @@ def _check_args(facts: ModelFacts, target_ctx: int, method: str,
 
 def recommend(facts: ModelFacts, target_ctx: int, method: str = "yarn", *,
               beta_fast: float | None = None, beta_slow: float | None = None) -> Plan:
-    """The plan for reaching target_ctx tokens with method on this model."""
+    """The plan for reaching target_ctx tokens with method on this model (a pure function of
+    the facts; the per-pair effects are computed when first read)."""
+    require_rope(facts)
     _check_args(facts, target_ctx, method, beta_fast, beta_slow)
     T, N, D, base = facts.trained_ctx, target_ctx, facts.n_dims, facts.freq_base
     # the factor as the file stores it (float32), so every dialect states the same number
@@ -214,7 +149,6 @@ def recommend(facts: ModelFacts, target_ctx: int, method: str = "yarn", *,
             plan.settings = RopeSettings(context_length=N)
             plan.notes.append(f"context_length is {facts.context_length} (below {N}): llama-server caps each slot "
                               f"at it, so the patch raises it")
-        plan.effects = _effects(plan)
         return plan
 
     ctx_choice = Choice("context_length", N, str(N),
@@ -299,7 +233,6 @@ def recommend(facts: ModelFacts, target_ctx: int, method: str = "yarn", *,
     if facts.file_scaled and method in ("ntk", "dynamic"):
         plan.notes.append(f"the file's {facts.current.effective_type} x{fmt_float(facts.current.factor)} scaling is "
                           f"switched off by scaling type none")
-    plan.effects = _effects(plan)
     if plan.settings is not None and _already(facts, plan.settings):
         plan.notes.append("the file already holds these settings: nothing to patch")
     return plan

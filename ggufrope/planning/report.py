@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from ggufrope.planning.dialects import build_dialects
-from ggufrope.planning.recommend import KV_PLAN_TYPES, Plan, read_facts, recommend
+from ggufrope.model_facts import ModelFacts
+from ggufrope.planning.recommend import KV_PLAN_TYPES, Plan, recommend
 
 
 def memory(plan: Plan) -> dict[str, Any]:
@@ -50,5 +51,6 @@ def plan_report(plan: Plan, model: str | None = None, out: str | None = None) ->
     }
 
 
-def make_plan(path: str, ctx: int, method: str = "yarn", **kw) -> Plan:
-    return recommend(read_facts(path), ctx, method, **kw)
+def make_plan(facts: ModelFacts, ctx: int, method: str = "yarn", **kw) -> Plan:
+    """The plan for facts (read once by the caller: ggufrope.model_facts.read_model_facts)."""
+    return recommend(facts, ctx, method, **kw)

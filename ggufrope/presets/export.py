@@ -18,50 +18,16 @@ from typing import Any
 
 from ggufrope.presets import secrets
 from ggufrope.presets.prepare import Prepared
+from ggufrope.settings.projection import argv_to_ini
 
 FORMATS = ("llama-ini", "llama-swap", "llama-cpp-server")
-
-# short flag -> long INI key (common/arg.cpp: the last, long form of each option)
-_LONG = {"-m": "model", "-c": "ctx-size", "-ctk": "cache-type-k", "-ctv": "cache-type-v", "-fa": "flash-attn",
-         "-ngl": "n-gpu-layers", "-t": "threads", "-b": "batch-size", "-ub": "ubatch-size", "-n": "n-predict",
-         "-sys": "system-prompt", "-s": "seed", "--temp": "temp"}
-
-
-def args_to_pairs(args: list[str]) -> list[tuple[str, str]]:
-    """`--flag value` / `--flag` items -> (key, value) pairs, flags as "true"."""
-    out: list[tuple[str, str]] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        key = _LONG.get(a, a.lstrip("-"))
-        nxt = args[i + 1] if i + 1 < len(args) else None
-        takes_value = nxt is not None and not (nxt.startswith("-") and len(nxt) > 1 and not _is_number(nxt))
-        if takes_value:
-            out.append((key, nxt))
-            i += 2
-        else:
-            out.append((key, "true"))
-            i += 1
-    return out
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
 
 def to_llama_ini(prep: Prepared, section: str | None = None) -> str:
     p = prep.preset
     name = section or p.name
     args = prep.to_llama_args("llama-server")
     # host/port belong to the router command line, not a model section
-    pairs = [(k, v) for k, v in args_to_pairs(args) if k not in ("host", "port", "alias")]
-    merged: dict[str, str] = {}
-    for k, v in pairs:
-        merged[k] = f"{merged[k]},{v}" if k == "override-kv" and k in merged else v
+    merged = {k: v for k, v in argv_to_ini(args) if k not in ("host", "port", "alias")}
     lines = [f"; ggufrope preset {p.name!r} exported for llama.cpp (docs/preset.md)",
              f"; model {prep.model.path}" + (f" (patched copy {prep.run_model})" if prep.run_model != prep.model.path else ""),
              f"; ctx {prep.n_ctx}" + (" (ctx = auto, resolved on this machine)" if p.ctx == "auto" else ""),
@@ -119,23 +85,14 @@ def to_llama_cpp_server(prep: Prepared) -> dict[str, Any]:
     kw.pop("verbose", None)
     entry.update(kw)
     if over:
-        entry["kv_overrides"] = [f"{k}={_kv_type(v)}:{_kv_text(v)}" for k, v in over.items()]
+        # the same KEY=TYPE:VALUE items llama.cpp's --override-kv gets (one projection)
+        entry["kv_overrides"] = [i for i in prep.projection.override_items() if i.split("=", 1)[0] in over]
     cfg: dict[str, Any] = {"host": p.server.host, "port": prep.port or (p.server.port if isinstance(p.server.port, int)
                                                                        else 8000)}
     if prep.api_key:
         cfg["api_key"] = prep.api_key
     cfg["models"] = [entry]
     return cfg
-
-
-def _kv_type(v: Any) -> str:
-    return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str"
-
-
-def _kv_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return repr(v) if isinstance(v, float) else str(v)
 
 
 def export(prep: Prepared, fmt: str, server_binary: str = "llama-server") -> str:

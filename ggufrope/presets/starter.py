@@ -27,7 +27,7 @@ def starter_text(name: str, model_arg: str, model_path: str, ctx: int | None, me
         values["flash_attn"] = "on"
         comments["flash_attn"] = "a quantized V cache needs flash attention"
     if ctx and ctx > facts.trained_ctx:
-        plan = make_plan(model_path, ctx, method)
+        plan = make_plan(facts, ctx, method)
         notes += plan.notes
         cmd = shlex.join(["ggufrope", "plan", model_arg, "--ctx", str(ctx), "--method", method])
         for k, v in (plan.settings.as_dict() if plan.settings else {}).items():

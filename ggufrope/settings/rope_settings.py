@@ -1,11 +1,12 @@
 """One model of RoPE settings, projected into every dialect that speaks it.
 
-A RopeSettings holds values for the GGUF RoPE keys (None = not set). The projections:
-GGUF key/values (`to_gguf`), llama.cpp flags (`to_llama_args`), `--override-kv` items
-(`to_override_kv`), llama-cpp-python keyword arguments (`to_llama_cpp_kwargs`), the
+A RopeSettings holds values for the GGUF RoPE keys (None = not set). The projections of the
+settings alone: GGUF key/values (`to_gguf`), `--override-kv` items (`to_override_kv`), the
 Hugging Face `rope_scaling` dict (`to_hf_rope_scaling`), the config.json keys it changes
 (`to_hf_config`), transformers >= 5's `rope_parameters` (`to_hf_rope_parameters`) and vLLM's
-serve flags (`to_vllm_args`).
+serve flags (`to_vllm_args`). A launch (settings + model facts + context + apply mode) is
+projected onto llama.cpp's argv and llama-cpp-python's kwargs by settings/projection.py;
+`to_llama_args` is its settings-only case.
 """
 from __future__ import annotations
 
@@ -17,12 +18,8 @@ from typing import Any, Mapping
 from ggufrope.errors import UsageError
 from ggufrope.gguf.constants import ValueType
 from ggufrope.gguf.floats import f32, fmt_float  # noqa: F401  (re-exported: settings.fmt_float)
-from ggufrope.settings.keys import BY_FIELD, ROPE_KEYS, SCALING_TYPES
+from ggufrope.settings.keys import BY_FIELD, OVERRIDE_TYPES, ROPE_KEYS, SCALING_TYPES
 
-# llama_rope_scaling_type (llama.h), as llama-cpp-python's rope_scaling_type takes it
-LLAMA_ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2, "longrope": 3}
-_OVERRIDE_TYPE = {ValueType.UINT32: "int", ValueType.FLOAT32: "float", ValueType.BOOL: "bool",
-                  ValueType.STRING: "str"}
 
 
 _POSITIVE = ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor", "yarn_beta_fast",
@@ -123,72 +120,24 @@ class RopeSettings:
                 text = fmt_float(v)
             else:
                 text = str(v)
-            out.append(f"{key}={_OVERRIDE_TYPE[vtype]}:{text}")
+            out.append(f"{key}={OVERRIDE_TYPES[vtype]}:{text}")
         return out
 
     def to_llama_args(self, arch: str | None = None, include_ctx: bool = True) -> list[str]:
-        """llama.cpp runtime flags (common/arg.cpp). Settings without a flag go through
-        --override-kv when arch is given (llama.cpp then treats them as file values)."""
-        args: list[str] = []
-        if include_ctx and self.context_length is not None:
-            args += ["-c", str(self.context_length)]
-        if self.scaling_type is not None:
-            if self.scaling_type == "longrope":
-                # --rope-scaling has no longrope; the file key selects it
-                if arch:
-                    args += ["--override-kv", f"{arch}.rope.scaling.type=str:longrope"]
-            else:
-                args += ["--rope-scaling", self.scaling_type]
-        if self.scaling_factor is not None or self.scale_linear is not None:
-            args += ["--rope-scale", fmt_float(self.factor)]
-        if self.freq_base is not None:
-            args += ["--rope-freq-base", fmt_float(self.freq_base)]
-        if self.original_context_length is not None:
-            args += ["--yarn-orig-ctx", str(self.original_context_length)]
-        for name, flag in (("yarn_ext_factor", "--yarn-ext-factor"),
-                           ("yarn_attn_factor", "--yarn-attn-factor"),
-                           ("yarn_beta_fast", "--yarn-beta-fast"),
-                           ("yarn_beta_slow", "--yarn-beta-slow")):
-            v = getattr(self, name)
-            if v is not None:
-                args += [flag, fmt_float(v)]
-        if arch:
-            flagless = RopeSettings(**{f: getattr(self, f) for f in
-                                       ("dimension_count", "attn_factor", "finetuned", "yarn_log_multiplier")
-                                       if getattr(self, f) is not None})
-            for item in flagless.to_override_kv(arch):
-                args += ["--override-kv", item]
+        """llama.cpp runtime flags for these settings alone (no model facts, so no context
+        override): settings/projection.py computes them; `arch` names the --override-kv keys
+        of settings without a flag (without it they are left out)."""
+        from ggufrope.settings.projection import Projection
+        p = Projection(arch or "", self, n_ctx=(self.context_length or 0) if include_ctx else 0)
+        args = p.llama_args()
+        if not arch:
+            keep: list[str] = []
+            for i, a in enumerate(args):
+                if a == "--override-kv" or (i and args[i - 1] == "--override-kv"):
+                    continue
+                keep.append(a)
+            args = keep
         return args
-
-    def to_llama_cpp_kwargs(self, arch: str | None = None) -> dict[str, Any]:
-        """llama_cpp.Llama(...) keyword arguments. llama-cpp-python passes its own yarn
-        defaults (beta_fast 32, beta_slow 1, attn_factor 1) that override the file, so
-        every resolved value is given explicitly."""
-        kw: dict[str, Any] = {}
-        if self.context_length is not None:
-            kw["n_ctx"] = self.context_length
-        if self.scaling_type is not None:
-            kw["rope_scaling_type"] = LLAMA_ROPE_SCALING_IDS[self.scaling_type]
-        if self.scaling_factor is not None or self.scale_linear is not None:
-            # as llama.cpp computes it from the f32 file value / --rope-scale: 1.0f / factor
-            kw["rope_freq_scale"] = 1.0 / f32(self.factor)
-        if self.freq_base is not None:
-            kw["rope_freq_base"] = self.freq_base
-        if self.original_context_length is not None:
-            kw["yarn_orig_ctx"] = self.original_context_length
-        kw["yarn_ext_factor"] = -1.0 if self.yarn_ext_factor is None else self.yarn_ext_factor
-        kw["yarn_attn_factor"] = 1.0 if self.yarn_attn_factor is None else self.yarn_attn_factor
-        kw["yarn_beta_fast"] = 32.0 if self.yarn_beta_fast is None else self.yarn_beta_fast
-        kw["yarn_beta_slow"] = 1.0 if self.yarn_beta_slow is None else self.yarn_beta_slow
-        if arch:
-            extra = {}
-            for f in ("dimension_count", "attn_factor", "finetuned", "yarn_log_multiplier"):
-                v = getattr(self, f)
-                if v is not None:
-                    extra[BY_FIELD[f].key(arch)] = v
-            if extra:
-                kw["kv_overrides"] = extra
-        return kw
 
     def to_hf_rope_scaling(self) -> dict[str, Any] | None:
         """Hugging Face config.json `rope_scaling` (None when no scaling)."""
