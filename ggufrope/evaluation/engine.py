@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ggufrope.errors import EngineError
 from ggufrope.evaluation.proc import ProcResult, Runner, run_tool
@@ -32,6 +32,26 @@ def _fail(tool: str, r: ProcResult, what: str) -> EngineError:
     sig = r.crashed()
     how = f"crashed ({sig})" if sig else f"exited {r.returncode}"
     return EngineError(f"{tool} {how} {what}: {r.tail()}")
+
+
+def _run_on_text(text: str, argv_for: Callable[[str], list[str]], runner: Runner, timeout: float | None,
+                 accept: Callable[[ProcResult], Any], lost: str) -> tuple[ProcResult, Any, int]:
+    """Write text to a temporary file and run argv_for(file) until accept(result) is truthy (it
+    raises for a real failure), at most ATTEMPTS times (see above); EngineError(lost) after that.
+    Returns (result, what accept returned, attempts)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
+        f.write(text)
+        path = f.name
+    try:
+        argv = argv_for(path)
+        for attempt in range(1, ATTEMPTS + 1):
+            r = runner(argv, timeout, None)
+            got = accept(r)
+            if got:
+                return r, got, attempt
+        raise EngineError(lost)
+    finally:
+        os.unlink(path)
 
 
 def parse_kv_mib(log: str) -> float | None:
@@ -67,22 +87,16 @@ def completion_argv(exe: str, model: str, prompt_file: str, ctx: int, n_predict:
 def complete(exe: str, model: str, prompt: str, ctx: int, n_predict: int, rope_args: Sequence[str],
              threads: int | None = None, extra: Sequence[str] = (), runner: Runner = run_tool,
              timeout: float | None = None) -> Completion:
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
-        f.write(prompt)
-        path = f.name
-    try:
-        argv = completion_argv(exe, model, path, ctx, n_predict, rope_args, threads, extra)
-        for attempt in range(1, ATTEMPTS + 1):
-            r = runner(argv, timeout, None)
-            if r.returncode != 0:
-                raise _fail("llama-completion", r, f"at -c {ctx}")
-            if _TOTAL.search(r.stderr):
-                break
-        else:
-            raise EngineError(f"llama-completion: output lost {ATTEMPTS} times at -c {ctx} (exit 0 but no final "
-                              f"timing line: llama.cpp's logger was not flushed at exit, llama.cpp#22142)")
-    finally:
-        os.unlink(path)
+    def finished(r: ProcResult):
+        if r.returncode != 0:
+            raise _fail("llama-completion", r, f"at -c {ctx}")
+        return _TOTAL.search(r.stderr)
+
+    r, _, attempt = _run_on_text(
+        prompt, lambda path: completion_argv(exe, model, path, ctx, n_predict, rope_args, threads, extra),
+        runner, timeout, finished,
+        f"llama-completion: output lost {ATTEMPTS} times at -c {ctx} (exit 0 but no final timing line: "
+        f"llama.cpp's logger was not flushed at exit, llama.cpp#22142)")
     pe = _PROMPT_EVAL.search(r.stderr)
     ge = _EVAL.search(r.stderr)
     text = r.stdout.replace("[end of text]", "").strip("\n")
@@ -116,27 +130,21 @@ def perplexity_argv(exe: str, model: str, text_file: str, ctx: int, chunks: int,
 def perplexity(exe: str, model: str, text: str, ctx: int, chunks: int, rope_args: Sequence[str],
                threads: int | None = None, extra: Sequence[str] = (), runner: Runner = run_tool,
                timeout: float | None = None) -> Perplexity:
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
-        f.write(text)
-        path = f.name
-    try:
-        argv = perplexity_argv(exe, model, path, ctx, chunks, rope_args, threads, extra)
-        for attempt in range(1, ATTEMPTS + 1):
-            r = runner(argv, timeout, None)
-            log = r.stdout + "\n" + r.stderr
-            need = _NEED.search(log)
-            if need:
-                raise EngineError(f"llama-perplexity: the text is too short for -c {ctx} "
-                                  f"(it needs {need.group(1)} tokens)")
-            if r.returncode != 0:
-                raise _fail("llama-perplexity", r, f"at -c {ctx}")
-            m = _PPL.search(log)
-            if m:
-                break
-        else:
-            raise EngineError(f"llama-perplexity: no 'Final estimate' line in {ATTEMPTS} runs at -c {ctx} (exit 0: "
-                              f"llama.cpp's logger was not flushed at exit, llama.cpp#22142; or the result was nan)")
-    finally:
-        os.unlink(path)
+    def estimate(r: ProcResult):
+        log = r.stdout + "\n" + r.stderr
+        need = _NEED.search(log)
+        if need:
+            raise EngineError(f"llama-perplexity: the text is too short for -c {ctx} "
+                              f"(it needs {need.group(1)} tokens)")
+        if r.returncode != 0:
+            raise _fail("llama-perplexity", r, f"at -c {ctx}")
+        return _PPL.search(log)
+
+    r, m, attempt = _run_on_text(
+        text, lambda path: perplexity_argv(exe, model, path, ctx, chunks, rope_args, threads, extra),
+        runner, timeout, estimate,
+        f"llama-perplexity: no 'Final estimate' line in {ATTEMPTS} runs at -c {ctx} (exit 0: llama.cpp's "
+        f"logger was not flushed at exit, llama.cpp#22142; or the result was nan)")
+    log = r.stdout + "\n" + r.stderr
     return Perplexity(float(m.group(1)), float(m.group(2)), r.seconds, parse_kv_mib(log), r.peak_rss_bytes,
                       attempts=attempt)

@@ -19,39 +19,41 @@ from ggufrope.errors import PresetError
 from ggufrope.presets import schema
 from ggufrope.settings.keys import BY_SUFFIX
 
-# preset field <- INI keys (long name, aliases, LLAMA_ARG_* variable)
+# preset field <- the INI keys that set it: long name, aliases, LLAMA_ARG_* variable (common/arg.cpp)
+_FIELD_KEYS_TABLE = """
+model                         model m LLAMA_ARG_MODEL
+ctx                           ctx-size c LLAMA_ARG_CTX_SIZE
+cache_type_k                  cache-type-k ctk LLAMA_ARG_CACHE_TYPE_K
+cache_type_v                  cache-type-v ctv LLAMA_ARG_CACHE_TYPE_V
+flash_attn                    flash-attn fa LLAMA_ARG_FLASH_ATTN
+n_gpu_layers                  n-gpu-layers gpu-layers ngl LLAMA_ARG_N_GPU_LAYERS
+threads                       threads t LLAMA_ARG_THREADS
+batch                         batch-size b LLAMA_ARG_BATCH
+ubatch                        ubatch-size ub LLAMA_ARG_UBATCH
+n_predict                     n-predict predict n LLAMA_ARG_N_PREDICT
+system_prompt                 system-prompt sys
+chat_template                 chat-template LLAMA_ARG_CHAT_TEMPLATE
+sampling.temperature          temp temperature
+sampling.top_p                top-p
+sampling.top_k                top-k
+sampling.min_p                min-p
+sampling.repeat_penalty       repeat-penalty
+sampling.seed                 seed s
+rope.scaling_type             rope-scaling LLAMA_ARG_ROPE_SCALING_TYPE
+rope.scaling_factor           rope-scale LLAMA_ARG_ROPE_SCALE
+rope.freq_base                rope-freq-base LLAMA_ARG_ROPE_FREQ_BASE
+rope.original_context_length  yarn-orig-ctx LLAMA_ARG_YARN_ORIG_CTX
+rope.yarn_ext_factor          yarn-ext-factor LLAMA_ARG_YARN_EXT_FACTOR
+rope.yarn_attn_factor         yarn-attn-factor LLAMA_ARG_YARN_ATTN_FACTOR
+rope.yarn_beta_fast           yarn-beta-fast LLAMA_ARG_YARN_BETA_FAST
+rope.yarn_beta_slow           yarn-beta-slow LLAMA_ARG_YARN_BETA_SLOW
+server.host                   host LLAMA_ARG_HOST
+server.port                   port LLAMA_ARG_PORT
+server.api_key                api-key LLAMA_API_KEY
+server.api_key_file           api-key-file LLAMA_ARG_API_KEY_FILE
+"""
 _FIELD_KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "m", "LLAMA_ARG_MODEL"),
-    "ctx": ("ctx-size", "c", "LLAMA_ARG_CTX_SIZE"),
-    "cache_type_k": ("cache-type-k", "ctk", "LLAMA_ARG_CACHE_TYPE_K"),
-    "cache_type_v": ("cache-type-v", "ctv", "LLAMA_ARG_CACHE_TYPE_V"),
-    "flash_attn": ("flash-attn", "fa", "LLAMA_ARG_FLASH_ATTN"),
-    "n_gpu_layers": ("n-gpu-layers", "gpu-layers", "ngl", "LLAMA_ARG_N_GPU_LAYERS"),
-    "threads": ("threads", "t", "LLAMA_ARG_THREADS"),
-    "batch": ("batch-size", "b", "LLAMA_ARG_BATCH"),
-    "ubatch": ("ubatch-size", "ub", "LLAMA_ARG_UBATCH"),
-    "n_predict": ("n-predict", "predict", "n", "LLAMA_ARG_N_PREDICT"),
-    "system_prompt": ("system-prompt", "sys"),
-    "chat_template": ("chat-template", "LLAMA_ARG_CHAT_TEMPLATE"),
-    "sampling.temperature": ("temp", "temperature"),
-    "sampling.top_p": ("top-p",),
-    "sampling.top_k": ("top-k",),
-    "sampling.min_p": ("min-p",),
-    "sampling.repeat_penalty": ("repeat-penalty",),
-    "sampling.seed": ("seed", "s"),
-    "rope.scaling_type": ("rope-scaling", "LLAMA_ARG_ROPE_SCALING_TYPE"),
-    "rope.scaling_factor": ("rope-scale", "LLAMA_ARG_ROPE_SCALE"),
-    "rope.freq_base": ("rope-freq-base", "LLAMA_ARG_ROPE_FREQ_BASE"),
-    "rope.original_context_length": ("yarn-orig-ctx", "LLAMA_ARG_YARN_ORIG_CTX"),
-    "rope.yarn_ext_factor": ("yarn-ext-factor", "LLAMA_ARG_YARN_EXT_FACTOR"),
-    "rope.yarn_attn_factor": ("yarn-attn-factor", "LLAMA_ARG_YARN_ATTN_FACTOR"),
-    "rope.yarn_beta_fast": ("yarn-beta-fast", "LLAMA_ARG_YARN_BETA_FAST"),
-    "rope.yarn_beta_slow": ("yarn-beta-slow", "LLAMA_ARG_YARN_BETA_SLOW"),
-    "server.host": ("host", "LLAMA_ARG_HOST"),
-    "server.port": ("port", "LLAMA_ARG_PORT"),
-    "server.api_key": ("api-key", "LLAMA_API_KEY"),
-    "server.api_key_file": ("api-key-file", "LLAMA_ARG_API_KEY_FILE"),
-}
+    name: tuple(keys) for name, *keys in (line.split() for line in _FIELD_KEYS_TABLE.strip().splitlines())}
 _BY_KEY = {k: f for f, ks in _FIELD_KEYS.items() for k in ks}
 # llama.cpp options that are switches (common/arg.cpp: a --x / --no-x pair, no value), so "1" is on
 _SWITCHES = frozenset({"mmap", "mlock", "kv-unified", "cont-batching", "jinja", "spec-default", "warmup",

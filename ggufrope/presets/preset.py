@@ -2,7 +2,7 @@
 depend on the model file (build spec, sampling, server, engine flags)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ggufrope.errors import UsageError
@@ -10,32 +10,35 @@ from ggufrope.presets.resolve import Resolved
 from ggufrope.settings import RopeSettings
 
 
+def _flag(flag: str) -> Any:
+    """A sampling field (None: llama.cpp's default) and the llama.cpp flag that sets it."""
+    return field(default=None, metadata={"flag": flag})
+
+
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    seed: int | None = None
+    """Sampling settings. Each field's llama.cpp flag is in its metadata; llama-cpp-python's
+    create_chat_completion takes the field's own name as its keyword."""
 
-    # (field, llama.cpp flag, llama-cpp-python create_chat_completion kwarg)
-    FLAGS = (("temperature", "--temp", "temperature"), ("top_p", "--top-p", "top_p"),
-             ("top_k", "--top-k", "top_k"), ("min_p", "--min-p", "min_p"),
-             ("repeat_penalty", "--repeat-penalty", "repeat_penalty"), ("seed", "--seed", "seed"))
+    temperature: float | None = _flag("--temp")
+    top_p: float | None = _flag("--top-p")
+    top_k: int | None = _flag("--top-k")
+    min_p: float | None = _flag("--min-p")
+    repeat_penalty: float | None = _flag("--repeat-penalty")
+    seed: int | None = _flag("--seed")
 
     def to_llama_args(self) -> list[str]:
         out: list[str] = []
-        for f, flag, _ in self.FLAGS:
-            v = getattr(self, f)
+        for f in fields(self):
+            v = getattr(self, f.name)
             if v is not None:
-                out += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+                out += [f.metadata["flag"], f"{v:g}" if isinstance(v, float) else str(v)]
         return out
 
     def to_completion_kwargs(self) -> dict[str, Any]:
         """create_chat_completion(...) keyword arguments (seed is a Llama() argument there)."""
-        return {kw: getattr(self, f) for f, _, kw in self.FLAGS
-                if getattr(self, f) is not None and f != "seed"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None and f.name != "seed"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Preset:
             extra_args=tuple(v["extra_args"]), rpc=tuple(v["rpc"]), tensor_split=tuple(v["tensor_split"]),
             rope_plan=v["rope.plan"], rope=rope,
             server=Server(v["server.host"], v["server.port"], v["server.api_key"] or None, v["server.ready_timeout"]),
-            sampling=Sampling(**{f: v[f"sampling.{f}"] for f, _, _ in Sampling.FLAGS}),
+            sampling=Sampling(**{f.name: v[f"sampling.{f.name}"] for f in fields(Sampling)}),
             build=BuildNeeds(v["build.backend"], tuple(v["build.kv_pairs"]), v["build.bin_dir"] or None),
             headroom_mib=v["memory.headroom_mib"],
         )

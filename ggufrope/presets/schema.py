@@ -67,92 +67,7 @@ class FieldSpec:
     def coerce(self, value: Any, text: bool = False) -> Any:
         """The typed value, or ValueError with a message saying what was expected.
         text=True: value is a string from the environment or the command line."""
-        k = self.kind
-        if k == "str":
-            if not isinstance(value, str):
-                raise ValueError(f"expected a string, not {_show(value)}")
-            return value
-        if k == "bool":
-            if isinstance(value, bool):
-                return value
-            b = parse_bool(value) if text and isinstance(value, str) else None
-            if b is not None:
-                return b
-            raise ValueError(f"expected true or false, not {_show(value)}")
-        if k == "choice":
-            if isinstance(value, bool) and self.name == "flash_attn":
-                return "on" if value else "off"
-            v = value.strip().lower() if isinstance(value, str) else value
-            if isinstance(v, str) and text and self.name == "flash_attn" and v in ("true", "false"):
-                v = "on" if v == "true" else "off"
-            if v not in self.choices:
-                hint = _did_you_mean(str(v), self.choices)
-                raise ValueError(f"expected one of {', '.join(self.choices)}, not {_show(value)}{hint}")
-            return v
-        if k == "str_list":
-            if text and isinstance(value, str):
-                import shlex
-                return shlex.split(value)
-            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-                raise ValueError(f"expected a list of strings, not {_show(value)}")
-            return list(value)
-        if k == "plan":
-            return parse_plan(value)
-        if k == "endpoints":
-            from ggufrope.errors import UsageError
-            from ggufrope.rpc.endpoint import parse_endpoints
-            if not (text and isinstance(value, str)) and not (
-                    isinstance(value, list) and all(isinstance(x, str) for x in value)):
-                raise ValueError(f'expected a list of "host:port" strings, not {_show(value)}')
-            try:
-                return [str(e) for e in parse_endpoints(value)]
-            except UsageError as e:
-                raise ValueError(str(e)) from None
-        if k == "float_list":
-            items = value.replace("/", ",").split(",") if text and isinstance(value, str) else value
-            if not isinstance(items, list):
-                raise ValueError(f"expected a list of numbers, not {_show(value)}")
-            out = []
-            for x in items:
-                try:
-                    f = float(x.strip()) if isinstance(x, str) and text else x
-                except ValueError:
-                    raise ValueError(f"expected numbers, not {x!r}") from None
-                if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
-                    raise ValueError(f"expected numbers >= 0, not {_show(x)}")
-                out.append(float(f))
-            if out and not any(out):
-                raise ValueError("the shares cannot all be 0")
-            return out
-        if k in ("ctx", "auto_int", "layers", "port"):
-            words = {"ctx": ("auto",), "auto_int": ("auto",), "layers": ("auto", "all"), "port": ("auto",)}[k]
-            if isinstance(value, str) and value.strip().lower() in words:
-                return value.strip().lower()
-            n = _int(value, text, allow_k=k == "ctx")
-            if n is None:
-                raise ValueError(f"expected {self.type_text()}, not {_show(value)}")
-            return self._range(n)
-        if k == "int":
-            n = _int(value, text)
-            if n is None:
-                raise ValueError(f"expected an integer, not {_show(value)}")
-            return self._range(n)
-        if k == "float":
-            if isinstance(value, bool):
-                raise ValueError(f"expected a number, not {_show(value)}")
-            if isinstance(value, (int, float)):
-                f = float(value)
-            elif text and isinstance(value, str):
-                try:
-                    f = float(value)
-                except ValueError:
-                    raise ValueError(f"expected a number, not {_show(value)}") from None
-            else:
-                raise ValueError(f"expected a number, not {_show(value)}")
-            if not math.isfinite(f):
-                raise ValueError(f"expected a finite number, not {value}")
-            return self._range(f)
-        raise AssertionError(k)
+        return _COERCE[self.kind](self, value, text)
 
     def _range(self, n):
         if self.minimum is not None and n < self.minimum:
@@ -164,16 +79,116 @@ class FieldSpec:
         return n
 
 
+def _coerce_str(spec: FieldSpec, value: Any, text: bool) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, not {_show(value)}")
+    return value
+
+
+def _coerce_bool(spec: FieldSpec, value: Any, text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    b = parse_bool(value) if text and isinstance(value, str) else None
+    if b is None:
+        raise ValueError(f"expected true or false, not {_show(value)}")
+    return b
+
+
+def _coerce_choice(spec: FieldSpec, value: Any, text: bool) -> str:
+    if isinstance(value, bool) and spec.name == "flash_attn":
+        return "on" if value else "off"
+    v = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(v, str) and text and spec.name == "flash_attn" and v in ("true", "false"):
+        v = "on" if v == "true" else "off"
+    if v not in spec.choices:
+        hint = _did_you_mean(str(v), spec.choices)
+        raise ValueError(f"expected one of {', '.join(spec.choices)}, not {_show(value)}{hint}")
+    return v
+
+
+def _coerce_str_list(spec: FieldSpec, value: Any, text: bool) -> list[str]:
+    if text and isinstance(value, str):
+        import shlex
+        return shlex.split(value)
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(f"expected a list of strings, not {_show(value)}")
+    return list(value)
+
+
+def _coerce_endpoints(spec: FieldSpec, value: Any, text: bool) -> list[str]:
+    from ggufrope.errors import UsageError
+    from ggufrope.rpc.endpoint import parse_endpoints
+    if not (text and isinstance(value, str)) and not (
+            isinstance(value, list) and all(isinstance(x, str) for x in value)):
+        raise ValueError(f'expected a list of "host:port" strings, not {_show(value)}')
+    try:
+        return [str(e) for e in parse_endpoints(value)]
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+
+
+def _coerce_float_list(spec: FieldSpec, value: Any, text: bool) -> list[float]:
+    items = value.replace("/", ",").split(",") if text and isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of numbers, not {_show(value)}")
+    out = []
+    for x in items:
+        try:
+            f = float(x.strip()) if isinstance(x, str) and text else x
+        except ValueError:
+            raise ValueError(f"expected numbers, not {x!r}") from None
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
+            raise ValueError(f"expected numbers >= 0, not {_show(x)}")
+        out.append(float(f))
+    if out and not any(out):
+        raise ValueError("the shares cannot all be 0")
+    return out
+
+
+# the words an integer-like kind takes instead of a number
+_INT_WORDS = {"ctx": ("auto",), "auto_int": ("auto",), "layers": ("auto", "all"), "port": ("auto",), "int": ()}
+
+
+def _coerce_int(spec: FieldSpec, value: Any, text: bool) -> int | str:
+    k = spec.kind
+    if isinstance(value, str) and value.strip().lower() in _INT_WORDS[k]:
+        return value.strip().lower()
+    n = _int(value, text, allow_k=k == "ctx")
+    if n is None:
+        raise ValueError(f"expected {'an integer' if k == 'int' else spec.type_text()}, not {_show(value)}")
+    return spec._range(n)
+
+
+def _coerce_float(spec: FieldSpec, value: Any, text: bool) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {_show(value)}")
+    if isinstance(value, (int, float)):
+        f = float(value)
+    elif text and isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, not {_show(value)}") from None
+    else:
+        raise ValueError(f"expected a number, not {_show(value)}")
+    if not math.isfinite(f):
+        raise ValueError(f"expected a finite number, not {value}")
+    return spec._range(f)
+
+
+_COERCE = {"str": _coerce_str, "bool": _coerce_bool, "choice": _coerce_choice, "str_list": _coerce_str_list,
+           "plan": lambda spec, value, text: parse_plan(value), "endpoints": _coerce_endpoints,
+           "float_list": _coerce_float_list, "ctx": _coerce_int, "auto_int": _coerce_int, "layers": _coerce_int,
+           "port": _coerce_int, "int": _coerce_int, "float": _coerce_float}
+
+
 def _show(v: Any) -> str:
+    """A value as an error message names it: TOML's words for booleans, tables and lists."""
     if isinstance(v, bool):
-        return "true" if v else "false"
+        return str(v).lower()
     if isinstance(v, str):
         return repr(v)
-    if isinstance(v, dict):
-        return "a table"
-    if isinstance(v, list):
-        return "a list"
-    return f"{type(v).__name__} {v!r}"
+    return {dict: "a table", list: "a list"}.get(type(v)) or f"{type(v).__name__} {v!r}"
 
 
 def _int(value: Any, text: bool, allow_k: bool = False) -> int | None:
