@@ -3,7 +3,8 @@
 The command tree comes from the typer app itself (ggufrope/cli/app.py), so a new command or
 option fails this test until a test runs it. "Exercised" is read from the tests' source: a test
 (a top-level function or class in tests/test_*.py) that runs the CLI (run_cli, test_bad_input's
-cli(), the crash tests' driver, or a helper of its own file that does) and names the command's
+cli(), the crash tests' driver, an argv list with "-m", "ggufrope" started directly, or a helper
+of its own file that does) and names the command's
 words and one of the option's spellings as string literals. Parametrize decorators count as
 part of the test they decorate."""
 from __future__ import annotations
@@ -52,6 +53,17 @@ def _strings(node) -> set[str]:
     return out
 
 
+def _runs_module_directly(node) -> bool:
+    """An argv list holding "-m", "ggufrope" (a test that starts the CLI with subprocess.Popen to
+    talk to it while it runs: serve, worker, chat on stdin) runs the CLI as much as run_cli does."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.List):
+            words = [e.value if isinstance(e, ast.Constant) else None for e in n.elts]
+            if any(a == "-m" and b == "ggufrope" for a, b in zip(words, words[1:])):
+                return True
+    return False
+
+
 def _called_names(node) -> set[str]:
     return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
@@ -71,7 +83,7 @@ def _units() -> list[tuple[str, set[str]]]:
             used = {x.id for x in ast.walk(n) if isinstance(x, ast.Name)}
             strings[name] = _strings(n).union(*(consts[u] for u in used & set(consts)))
             calls[name] = _called_names(n)
-        runs = {name for name in defs if calls[name] & RUNNERS}
+        runs = {name for name in defs if calls[name] & RUNNERS or _runs_module_directly(defs[name])}
         changed = True
         while changed:  # helpers of helpers
             changed = False

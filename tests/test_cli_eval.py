@@ -74,6 +74,14 @@ def test_needle_options(tmp_path, tiny):
     moved_recs = _records(moved)
     assert {(x["length"], x["depth"], x["trial"]): x["answer"] for x in moved_recs} == keys
     assert {(x["length"], x["depth"], x["trial"]): x["prompt_tokens_llama"] for x in moved_recs} != toks
+    # --chunks is llama-perplexity's: needle records it in its spec and runs the same prompts
+    chunked = tmp_path / "needle-chunks"
+    run_cli("eval", "needle", tiny, "--lengths", "256,512", "--depths", "0,1", "--variants", "none",
+            "--trials", "2", "--seed", "3", "--out", str(chunked), "--n-predict", "4", "--text-offset", "0.25",
+            "--chunks", "3", "--no-plots", env_extra=ENV, check=True)
+    assert json.loads((chunked / "needle-results.json").read_text())["spec"]["chunks"] == 3
+    assert {(x["length"], x["depth"], x["trial"]): (x["answer"], x["prompt_tokens_llama"])
+            for x in _records(chunked)} == {k: (keys[k], toks[k]) for k in keys}
 
 
 def _ppl(out) -> dict[tuple[int, str], float]:
