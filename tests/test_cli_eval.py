@@ -174,12 +174,14 @@ def test_bench_reps_threads_and_plots(tmp_path, tiny_model, cpu_build):
     assert rec["status"] == "ok" and rec["pp_ts"] > 0 and rec["tg_ts"] > 0
     assert "-p 16 -n 4 -r 2 -fa 1" in r.stderr            # what llama-bench was asked for
     assert "speed" not in doc["files"] and not any(f.endswith(".png") for f in os.listdir(out))
-    with open(os.path.join(out, "bench.jsonl")) as f:
-        rows = [json.loads(ln) for ln in f if ln.strip()]
-    assert rows and all(x.get("reps", 2) == 2 and x.get("threads", 1) == 1 for x in rows), rows
+    assert rec["spec"] == {"n_prompt": 16, "n_gen": 4, "reps": 2, "threads": 1}
+    # two repetitions: llama-bench reports a spread over them; one repetition has none
+    assert rec["pp_sd"] > 0 and rec["tg_sd"] > 0, rec
     out2 = tmp_path / "bench-plots"
     r = run_cli("bench", model, "--contexts", "0", "--kv", "f16", "-p", "16", "-n", "4", "--reps", "1",
-                "--threads", "1", "--out", str(out2), "--plots", env_extra=ENV, check=True)
+                "--threads", "1", "--out", str(out2), "--plots", "--json", env_extra=ENV, check=True)
+    (rec1,) = json.loads(r.stdout)["records"]
+    assert rec1["pp_sd"] == rec1["tg_sd"] == 0 and rec1["spec"]["reps"] == 1
     assert _png(out2 / "bench-speed.png")
 
 
