@@ -4,8 +4,8 @@ The command tree comes from the typer app itself (ggufrope/cli/app.py), so a new
 option fails this test until a test runs it. "Exercised" is read from the tests' source: a test
 (a top-level function or class in tests/test_*.py) that runs the CLI (run_cli, test_bad_input's
 cli(), the crash tests' driver, an argv list with "-m", "ggufrope" started directly, or a helper
-of its own file that does) and names the command's
-words and one of the option's spellings as string literals. Parametrize decorators count as
+of its own file that does) and names the command's words and one of the option's spellings as
+string literals. Parametrize decorators count as
 part of the test they decorate."""
 from __future__ import annotations
 
