@@ -194,8 +194,7 @@ class Sweep:
     # -- the sweep -------------------------------------------------------------------------
     def run(self) -> list[dict]:
         """Run every cell not yet in results.jsonl; return this spec's records (old and new)."""
-        s = self.spec
-        config = s.config_key()
+        config = self.spec.config_key()
         mid = model_id(self.target.model)
         cells = self.cells()
         existing = [r for r in journal.read_records(self.out_dir) if matches(r, config, mid)]
@@ -211,55 +210,61 @@ class Sweep:
         variants = {(c.variant, c.length): self.variant(c.variant, c.length) for c in cells}
         skipped = len(cells) - len(todo)
 
-        def pending_lengths(from_i: int) -> list[int]:
-            keys = set(by_run)
-            out = []
-            for c in todo[from_i:]:
-                v = variants[(c.variant, c.length)]
-                if not v.applicable:
-                    continue
-                k = (c.length, c.depth, c.trial, v.run_key)
-                if k not in keys:
-                    keys.add(k)
-                    out.append(c.length)
-            return out
+        def event(kind: str, i: int, **kw) -> None:
+            pend = _pending_lengths(todo[i:], variants, by_run)
+            self.on_event(Event(kind, skipped + i, len(cells), to_run=len(pend), eta_s=eta.total(pend), **kw))
 
-        pend = pending_lengths(0)
-        self.on_event(Event("resume", skipped, len(cells), skipped=skipped, to_run=len(pend),
-                            eta_s=eta.total(pend)))
+        event("resume", 0, skipped=skipped)
         for i, cell in enumerate(todo):
             v = variants[(cell.variant, cell.length)]
-            base = {"v": RECORD_VERSION, "task": s.task, "config": config, **mid, "target": self.target.label,
-                    "length": cell.length, "depth": cell.depth, "trial": cell.trial, "variant": cell.variant,
-                    "args": list(v.args), "summary": v.summary, "plan_ctx": v.plan_ctx, "seed": s.seed,
-                    "trained_ctx": self.facts.trained_ctx}
-            if not v.applicable:
-                rec = {**base, "status": "n/a"}
-            else:
-                k = (cell.length, cell.depth, cell.trial, v.run_key)
-                prev = by_run.get(k)
-                if prev is not None:
-                    rec = {**base, **_result_fields(prev), "status": "ok", "same_as": prev["variant"],
-                           "seconds": 0.0}
-                else:
-                    pend = pending_lengths(i)
-                    self.on_event(Event("start", skipped + i, len(cells), cell=cell, to_run=len(pend),
-                                        eta_s=eta.total(pend)))
-                    try:
-                        res = self.execute(cell, v)
-                        rec = {**base, **res, "status": "ok"}
-                    except EngineError as e:
-                        rec = {**base, "status": "error", "error": str(e)}
-                    if rec["status"] == "ok":
-                        eta.add(cell.length, rec["seconds"])
-                        by_run[k] = rec
+            rec = self._outcome(cell, v, self._base_record(cell, v, config, mid), by_run, eta,
+                                lambda: event("start", i, cell=cell))
             rec["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             journal.append_record(self.out_dir, rec)
             existing.append(rec)
-            pend = pending_lengths(i + 1)
-            self.on_event(Event("done", skipped + i + 1, len(cells), cell=cell, record=rec, to_run=len(pend),
-                                eta_s=eta.total(pend)))
+            event("done", i + 1, cell=cell, record=rec)
         return latest(existing)
+
+    def _base_record(self, cell: Cell, v: Variant, config: str, mid: dict) -> dict:
+        s = self.spec
+        return {"v": RECORD_VERSION, "task": s.task, "config": config, **mid, "target": self.target.label,
+                "length": cell.length, "depth": cell.depth, "trial": cell.trial, "variant": cell.variant,
+                "args": list(v.args), "summary": v.summary, "plan_ctx": v.plan_ctx, "seed": s.seed,
+                "trained_ctx": self.facts.trained_ctx}
+
+    def _outcome(self, cell: Cell, v: Variant, base: dict, by_run: dict[tuple, dict], eta: ETA,
+                 announce: Callable[[], None]) -> dict:
+        """One cell's record: n/a, a copy of an identical run already made (same_as), or a new run
+        (announced first; its result joins by_run and the ETA)."""
+        if not v.applicable:
+            return {**base, "status": "n/a"}
+        k = (cell.length, cell.depth, cell.trial, v.run_key)
+        prev = by_run.get(k)
+        if prev is not None:
+            return {**base, **_result_fields(prev), "status": "ok", "same_as": prev["variant"], "seconds": 0.0}
+        announce()
+        try:
+            rec = {**base, **self.execute(cell, v), "status": "ok"}
+        except EngineError as e:
+            return {**base, "status": "error", "error": str(e)}
+        eta.add(cell.length, rec["seconds"])
+        by_run[k] = rec
+        return rec
+
+
+def _pending_lengths(todo: list[Cell], variants: dict, by_run: dict[tuple, dict]) -> list[int]:
+    """The length of each run still to make among todo (a run two variants share counts once)."""
+    keys = set(by_run)
+    out = []
+    for c in todo:
+        v = variants[(c.variant, c.length)]
+        if not v.applicable:
+            continue
+        k = (c.length, c.depth, c.trial, v.run_key)
+        if k not in keys:
+            keys.add(k)
+            out.append(c.length)
+    return out
 
 
 def _mib(b: int | None) -> float | None:

@@ -82,32 +82,43 @@ def ggml_rope_angles(positions, n_dims: int, freq_base: float, freq_scale: float
         ramp_mix = (ggml_yarn_ramp(low, high, n_pairs, precision) * ef).astype(f)
 
     if precision == "float32":
-        theta_scale = powf(f(freq_base), f(-2.0) / f(n), precision)
-        theta = np.empty((pos.shape[0], n_pairs), dtype=f)
-        t = pos.astype(f)                       # float theta = p (ops.cpp:6208)
-        for i in range(n_pairs):
-            t_extrap = t / ff[i] if ff is not None else t / f(1)
-            t_interp = fs * t_extrap
-            if ef != 0 and fma:
-                theta[:, i] = fmaf(t_interp, f(1) - ramp_mix[i], t_extrap * ramp_mix[i])
-            elif ef != 0:
-                theta[:, i] = t_interp * (f(1) - ramp_mix[i]) + t_extrap * ramp_mix[i]
-            else:
-                theta[:, i] = t_interp
-            t = t * theta_scale                 # theta *= theta_scale (ops.cpp:6216)
+        theta = _theta_float32(pos, n, freq_base, fs, ef, ramp_mix, ff, fma)
     else:
-        inv = float(freq_base) ** (-np.arange(0, n, 2, dtype=np.float64) / n)
-        if ff is not None:
-            inv = inv / ff
-        t_extrap = pos.astype(np.float64)[:, None] * inv[None, :]
-        if ef != 0:
-            theta = t_extrap * (fs * (1.0 - ramp_mix) + ramp_mix)[None, :]
-        else:
-            theta = fs * t_extrap
-
+        theta = _theta_float64(pos, n, freq_base, fs, ef, ramp_mix, ff)
     mscale = ggml_mscale(attn_factor, freq_scale, ext_factor, precision, fma)
     return RopeAngles(positions=pos, theta=theta, mscale=mscale, corr_dims=(low, high),
                       ramp_mix=ramp_mix, precision=precision)
+
+
+def _theta_float32(pos, n: int, freq_base: float, fs, ef, ramp_mix, ff, fma: bool) -> np.ndarray:
+    """ggml's float arithmetic, pair by pair, with its running product (module docstring)."""
+    f = np.float32
+    n_pairs = n // 2
+    theta_scale = powf(f(freq_base), f(-2.0) / f(n), "float32")
+    theta = np.empty((pos.shape[0], n_pairs), dtype=f)
+    t = pos.astype(f)                       # float theta = p (ops.cpp:6208)
+    for i in range(n_pairs):
+        t_extrap = t / ff[i] if ff is not None else t / f(1)
+        t_interp = fs * t_extrap
+        if ef != 0 and fma:
+            theta[:, i] = fmaf(t_interp, f(1) - ramp_mix[i], t_extrap * ramp_mix[i])
+        elif ef != 0:
+            theta[:, i] = t_interp * (f(1) - ramp_mix[i]) + t_extrap * ramp_mix[i]
+        else:
+            theta[:, i] = t_interp
+        t = t * theta_scale                 # theta *= theta_scale (ops.cpp:6216)
+    return theta
+
+
+def _theta_float64(pos, n: int, freq_base: float, fs, ef, ramp_mix, ff) -> np.ndarray:
+    """The exact math: theta_i = p * base**(-2i/n) / ff_i, mixed by the ramp."""
+    inv = float(freq_base) ** (-np.arange(0, n, 2, dtype=np.float64) / n)
+    if ff is not None:
+        inv = inv / ff
+    t_extrap = pos.astype(np.float64)[:, None] * inv[None, :]
+    if ef != 0:
+        return t_extrap * (fs * (1.0 - ramp_mix) + ramp_mix)[None, :]
+    return fs * t_extrap
 
 
 def ggml_mscale(attn_factor: float, freq_scale: float, ext_factor: float, precision: str = "float64",
