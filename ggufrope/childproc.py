@@ -5,11 +5,15 @@ and then SIGKILL after a grace period. `StopSignals` turns SIGINT/SIGTERM into s
 
 The address such a child listens on: `is_loopback` (reachable from this machine only),
 `check_port_free` before starting it (something already there would answer for it) and
-`listens` (does this pid hold the listening socket?) once something answers."""
+`listens` (does this pid hold the listening socket?) once something answers.
+
+How a child ended, for messages: `rc_text` (exit code or signal) and `last_lines` / `log_tail`
+(the end of its output, error lines first)."""
 from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +23,8 @@ from typing import Callable, Mapping, Sequence
 from ggufrope.errors import EngineError
 
 Popen = Callable[..., subprocess.Popen]
+# a short tool run to completion: subprocess.run, or a stand-in with its signature (tests)
+Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def is_loopback(host: str) -> bool:
@@ -107,17 +113,57 @@ def wait(proc: subprocess.Popen, should_stop: Callable[[], bool], poll: float = 
 
 
 def stop(proc: subprocess.Popen | None, grace: float = 15.0) -> int | None:
-    """SIGTERM, then SIGKILL after grace seconds. Returns the exit code."""
+    """SIGTERM to the child's whole process group (it leads its own session: `start`), then
+    SIGKILL after grace seconds. Returns the exit code."""
     if proc is None:
         return None
     if proc.poll() is None:
-        proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
     return proc.returncode
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:   # not a group leader (a child started some other way): the process alone
+        proc.send_signal(sig)
+
+
+def rc_text(rc: int) -> str:
+    """A Popen return code in words: "exit code 1", "signal SIGKILL"."""
+    if rc < 0:
+        try:
+            return f"signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"signal {-rc}"
+    return f"exit code {rc}"
+
+
+ERROR_LINES = r"error|failed"
+
+
+def last_lines(text: str, n: int, prefer: str | None = None, skip_blank: bool = False) -> list[str]:
+    """The last n lines of a tool's output; with `prefer` (a regex, any case), the last n lines
+    that match it when some do (a failing tool's error lines, not its final chatter)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() or not skip_blank]
+    if prefer is not None:
+        lines = [ln for ln in lines if re.search(prefer, ln, re.I)] or lines
+    return lines[-n:]
+
+
+def log_tail(path: str, n: int = 15, prefer: str | None = ERROR_LINES) -> str:
+    """last_lines of the log file at path, one a line ("" if it cannot be read)."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return "\n".join(last_lines(text, n, prefer))
 
 
 class StopSignals:

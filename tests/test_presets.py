@@ -418,13 +418,15 @@ def test_build_for_preset_asks_for_the_backend_and_fa_pairs(_config, llama_src):
 
 
 def test_memory_world_is_injected():
+    import subprocess
+
     from ggufrope.presets import memory
     assert memory.parse_meminfo("MemTotal: 100 kB\nMemAvailable:    2048 kB\n") == 2 * 1024 * 1024
     calls = []
 
-    def smi(argv):
+    def smi(argv, **kw):
         calls.append(argv)
-        return "8000\n24000\n"
+        return subprocess.CompletedProcess(argv, 0, "8000\n24000\n", "")
     free, src = memory.read_vram(runner=smi, which=lambda name: "/usr/bin/" + name)
     assert free == (8000 << 20, 24000 << 20) and calls[0][1] == "--query-gpu=memory.free"
     assert memory.read_vram(runner=smi, which=lambda name: None) == ((), "no nvidia-smi")

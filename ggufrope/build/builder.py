@@ -20,11 +20,14 @@ from typing import Callable, Mapping, Sequence
 from ggufrope import paths
 from ggufrope.build.source import SourceInfo
 from ggufrope.build.spec import BuildSpec
+from ggufrope.childproc import log_tail
 from ggufrope.errors import BuildError
 from ggufrope.fetch import exclusive
 
 Progress = Callable[[int, int, str], None]
 _NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)")
+# what a failed cmake or compiler step prints: its errors, not the lines after them
+BUILD_ERROR_LINES = r"\berror\b|CMake Error|FAILED:|not found"
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,8 @@ def _run_logged(argv: list[str], log_path: str, env: Mapping[str, str], progress
                 progress(int(m[1]), int(m[2]), m[3].strip())
         rc = proc.wait()
     if rc != 0:
-        raise BuildError(f"{what} failed (exit {rc}):\n{last_errors(log_path)}\nfull log: {log_path}")
-
-
-def last_errors(log_path: str, n: int = 12) -> str:
-    """The last compiler/cmake error lines of a log."""
-    with open(log_path, errors="replace") as f:
-        lines = f.read().splitlines()
-    errs = [ln for ln in lines if re.search(r"\berror\b|CMake Error|FAILED:|not found", ln, re.I)]
-    return "\n".join((errs or lines)[-n:])
+        raise BuildError(f"{what} failed (exit {rc}):\n{log_tail(log_path, 12, BUILD_ERROR_LINES)}\n"
+                         f"full log: {log_path}")
 
 
 def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None = None,

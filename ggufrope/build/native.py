@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from ggufrope.childproc import Runner
 from ggufrope.errors import BuildError, GgufropeError
 from ggufrope.settings.rope_settings import RopeSettings, fmt_float
-
-Runner = Callable[..., subprocess.CompletedProcess]
-
 
 class NativeToolError(GgufropeError):
     """A native tool refused the input (its own error message)."""

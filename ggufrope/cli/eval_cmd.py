@@ -3,7 +3,6 @@
 ggufrope.evaluation that parse options, print progress and render results."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Optional
@@ -257,73 +256,20 @@ def tune_cmd(
     """Search YaRN's beta_fast, beta_slow and attention factor, and the NTK base, for the lowest
     perplexity at --ctx within --budget llama-perplexity runs; write the winner as a preset with
     its gain over plan's default YaRN, then re-measure both on held-out text."""
-    import json as _json
+    from ggufrope.evaluation.tune_workflow import run_tune
 
-    from ggufrope.build.ensure import ensure_build
-    from ggufrope.evaluation import tune as tn
-    from ggufrope.evaluation.perplexity import text_for
-    from ggufrope.evaluation.texts import fetch_corpus, load_units
-    from ggufrope.evaluation.tokens import Tokenizer
-    from ggufrope.models import resolve
-    from ggufrope.planning import read_facts
-    path = resolve(model, log=note)
-    facts = read_facts(path)
-    if ctx <= facts.trained_ctx:
-        from ggufrope.errors import UsageError
-        raise UsageError(f"{path}: --ctx {ctx} fits the trained context ({facts.trained_ctx}); "
-                         f"there is no scaling to tune")
-    binaries = ensure_build().binaries
-    units = load_units(fetch_corpus(log=note))
-    text = text_for(Tokenizer(path).count, units, ctx, chunks, text_offset)
-    note(f"tune: {path} at {ctx} tokens; budget {budget} llama-perplexity runs, chunks {chunks}, seed {seed}, "
-         f"text from corpus offset {text_offset:g}")
-    t0 = time.monotonic()
-
-    def on_trial(i: int, t) -> None:
+    def on_trial(i: int, t, elapsed: float) -> None:
         what = f"ppl {t.ppl:.4f} ± {t.ppl_err:.4f}" if t.ppl is not None else f"ERROR {t.error}"
-        eta = (time.monotonic() - t0) / i * (budget - i)
+        eta = elapsed / i * (budget - i)
         sys.stderr.write(f"[{i}/{budget}] {t.candidate.label()}: {what} ({t.seconds:.1f}s; ETA ≤ {_dur(eta)})\n")
         sys.stderr.flush()
 
     _term_as_interrupt()
-    ev = tn.perplexity_evaluator(binaries, path, text, ctx, chunks, facts, threads)
-    res = tn.search(facts, ctx, budget, seed, ev, on_trial)
-    best, ref = res.best, res.reference
-    gain = res.gain_pct()
-    os.makedirs(out, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    preset_path = output or os.path.join(out, f"{stem}-tuned-{ctx}.toml")
-    # a named model (smollm2) stays a name in the preset, so the file works on other machines
-    model_ref = path if os.path.exists(os.path.expanduser(model)) else model
-    tn.write_preset(preset_path, model_ref, ctx, best.settings, gain, ref.ppl, best.ppl)
-    log = {"model": path, "ctx": ctx, "budget": budget, "seed": seed, "chunks": chunks, "text_offset": text_offset,
-           "trials": [{"candidate": t.candidate.label(), "args": list(t.args), "ppl": t.ppl, "ppl_err": t.ppl_err,
-                       "seconds": round(t.seconds, 2), "error": t.error} for t in res.trials],
-           "winner": best.candidate.label(), "winner_args": list(best.args), "reference_ppl": ref.ppl,
-           "winner_ppl": best.ppl, "gain_pct": gain, "preset": preset_path}
-    if verify:
-        from ggufrope.evaluation import EvalSpec, Target, resolve_target
-        from ggufrope.evaluation.runner import run_sweep
-        try:
-            tgt = resolve_target(preset_path, log=note)
-        except Exception as e:  # the presets package is absent or rejects the file: same settings, by hand
-            note(f"presets package could not load {preset_path} ({e}); re-measuring its settings directly")
-            tgt = Target(label=preset_path, model=path, preset="tuned", preset_rope=best.settings)
-        spec = EvalSpec(task="perplexity", lengths=(ctx,), variants=("yarn", "preset"), chunks=chunks,
-                        text_offset=0.0, threads=threads)
-        vdir = os.path.join(out, "verify")
-        recs = run_sweep(spec, tgt, vdir, binaries=binaries, on_event=_progress("perplexity"))
-        from ggufrope.evaluation.results import write_outputs
-        write_outputs(vdir, recs, spec.to_dict(), {"label": tgt.label, "model": tgt.model, "preset": tgt.preset},
-                      spec.variants)
-        by = {r["variant"]: r for r in recs if r.get("status") == "ok"}
-        if "yarn" in by and "preset" in by:
-            y, p = by["yarn"]["ppl"], by["preset"]["ppl"]
-            log["verify"] = {"text_offset": 0.0, "yarn_ppl": y, "preset_ppl": p, "gain_pct": 100 * (y - p) / y,
-                             "dir": os.path.join(out, "verify")}
-    with open(os.path.join(out, "tune-results.json"), "w", encoding="utf-8") as f:
-        _json.dump(log, f, indent=2)
-        f.write("\n")
+    run = run_tune(model, ctx, budget=budget, seed=seed, chunks=chunks, text_offset=text_offset, output=output,
+                   out=out, verify=verify, threads=threads, log=note, on_trial=on_trial,
+                   on_event=_progress("perplexity"))
+    log, res = run.record, run.result
+    best, ref, gain = res.best, res.reference, log["gain_pct"]
     if as_json:
         print_json(log)
         return
@@ -338,4 +284,4 @@ def tune_cmd(
         v = log["verify"]
         echo(f"  independent re-measurement (eval perplexity, held-out text): {v['preset_ppl']:.4f} vs "
              f"{v['yarn_ppl']:.4f}: gain {v['gain_pct']:+.2f}%")
-    echo(f"preset written to {preset_path}")
+    echo(f"preset written to {run.preset_path}")

@@ -174,35 +174,31 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     log = launch.log_path(os.environ, p.name, "llama-server")
     srv = launch.Server(argv, launch.child_env(os.environ, prep.api_key), log, p.server.host, prep.port)
     eps = _endpoints(p)
-    from ggufrope.childproc import StopSignals
-    with StopSignals() as stop:
-        try:
-            srv.start()
-            note(f"llama-server pid {srv.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
-            from ggufrope.rpc.watch import Watch
-            watch = Watch(srv.proc.pid, eps)   # with no workers it watches nothing
-            try:
-                ready = srv.wait_ready(p.server.ready_timeout, lambda: stop.requested() or watch.check())
-            except GgufropeError as e:
-                raise _blamed(e, eps) from None
-            if ready:
-                watch.armed = True
-                echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
-                sys.stdout.flush()
-                rc = srv.wait(lambda: stop.requested() or watch.check())
-                if rc is not None:
-                    from ggufrope.errors import EngineError
-                    raise _blamed(EngineError(f"llama-server exited with {launch._rc_text(rc)}:\n"
-                                              f"{launch.tail(log)}\nfull log: {log}"), eps)
-            if watch.lost:
-                from ggufrope.errors import WorkerError
-                from ggufrope.rpc.watch import describe
-                raise WorkerError(f"{describe(watch.lost)}; llama-server cannot go on without it and was stopped "
-                                  f"(log: {log})")
-        finally:
-            code = srv.stop()
-    if stop.requested():
-        note(f"stopped llama-server ({stop.name}; exit {code})")
+    from ggufrope.rpc.watch import Watch
+    from ggufrope.supervise import supervise
+    watch = Watch(0, ())   # replaced once the pid is known; with no workers it watches nothing
+
+    def started(child) -> None:
+        nonlocal watch
+        note(f"llama-server pid {child.proc.pid} starting ({prep.n_ctx} tokens of context); log: {log}")
+        watch = Watch(child.proc.pid, eps)
+
+    def ready(_) -> None:
+        watch.armed = True
+        echo(f"serving {p.name} at {srv.url}  (OpenAI API: {srv.url}/v1; Ctrl-C stops)")
+        sys.stdout.flush()
+    try:
+        end = supervise(srv, ready_timeout=p.server.ready_timeout, on_started=started, on_ready=ready,
+                        should_stop=lambda: watch.check())
+    except GgufropeError as e:
+        raise _blamed(e, eps) from None
+    if watch.lost:
+        from ggufrope.errors import WorkerError
+        from ggufrope.rpc.watch import describe
+        raise WorkerError(f"{describe(watch.lost)}; llama-server cannot go on without it and was stopped "
+                          f"(log: {log})")
+    if end.signal:
+        note(f"stopped llama-server ({end.signal}; exit {end.code})")
     return 0
 
 

@@ -75,22 +75,12 @@ def worker_cmd(
     argv = worker_argv(exe, ep, threads=threads, devices=("CPU",) if backend == "cpu" else (),
                        mem_mib=int(mem * 1024) if mem else None, cache=cache)
     w = Worker(argv, ep, log_path(os.environ, f"worker-{ep.port}", "rpc"))
-    from ggufrope.childproc import StopSignals
-    with StopSignals() as stop:
-        try:
-            w.start()
-            info = w.wait_ready(30.0, stop.requested)
-            if info is not None:
-                _announce(w, info, res, ep, mem, json_out)
-                rc = w.wait(stop.requested)
-                if rc is not None:
-                    from ggufrope.errors import WorkerError
-                    raise WorkerError(f"the RPC worker on {ep} exited with code {rc}:\n{w.log_tail()}\nlog: {w.log}")
-        finally:
-            code = w.stop()
-    if stop.requested():
-        how = "" if code in (0, -15) else f"; exit {code}"   # -15: our SIGTERM ended it, as asked
-        note(f"stopped the RPC worker on {ep} ({stop.name}{how})")
+    from ggufrope.supervise import supervise
+    end = supervise(w, ready_timeout=30.0, ready_poll=0.1, grace=5.0,
+                    on_ready=lambda info: _announce(w, info, res, ep, mem, json_out))
+    if end.signal:
+        how = "" if end.code in (0, -15) else f"; exit {end.code}"   # -15: our SIGTERM ended it, as asked
+        note(f"stopped the RPC worker on {ep} ({end.signal}{how})")
 
 
 def _announce(w, info, res, ep, mem, json_out: bool) -> None:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+from ggufrope.childproc import last_lines
+
 
 @dataclass(frozen=True)
 class ProcResult:
@@ -35,8 +37,8 @@ class ProcResult:
         return None
 
     def tail(self, n: int = 5) -> str:
-        lines = [ln for ln in (self.stderr or self.stdout).splitlines() if ln.strip()]
-        return " | ".join(lines[-n:])
+        """The last non-blank lines of its stderr (else stdout), on one line."""
+        return " | ".join(last_lines(self.stderr or self.stdout, n, skip_blank=True))
 
 
 Runner = Callable[[Sequence[str], "float | None", "Mapping[str, str] | None"], ProcResult]

@@ -4,22 +4,20 @@
 * one_shot: llama-completion for one answer; its stdout is the user's, its log goes to a file
   (shown when it fails).
 * interactive: llama-cli on the terminal; Ctrl-C belongs to it.
-* Server: llama-server in its own session (so a Ctrl-C reaches it only through us, once), with
-  PR_SET_PDEATHSIG on Linux so it cannot outlive a killed ggufrope; ready when /health answers
-  200; stopped with SIGTERM, then SIGKILL after a grace period.
+* Server: llama-server as a supervised child (ggufrope.supervise: its own session, cannot outlive
+  a killed ggufrope, stopped with SIGTERM then SIGKILL); ready when /health answers 200 from it.
 """
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import time
-from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ggufrope import childproc, paths
 from ggufrope.presets import secrets
 from ggufrope.errors import EngineError
+from ggufrope.supervise import Child
 
 Popen = childproc.Popen
 API_KEY_ENV = secrets.ENV_VAR
@@ -29,16 +27,6 @@ def log_path(env: Mapping[str, str], preset: str, tool: str) -> str:
     d = os.path.join(paths.home(env), "logs")
     os.makedirs(d, exist_ok=True)
     return os.path.join(d, f"{preset}.{tool}.log")
-
-
-def tail(path: str, n: int = 15) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ""
-    errs = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower()]
-    return "\n".join((errs or lines)[-n:])
 
 
 def child_env(env: Mapping[str, str], api_key: str | None = None) -> dict[str, str]:
@@ -75,7 +63,8 @@ def one_shot(argv: Sequence[str], env: Mapping[str, str], log: str, popen: Popen
             proc.wait()
             raise
     if rc != 0:
-        raise EngineError(f"{os.path.basename(argv[0])} exited with {_rc_text(rc)}:\n{tail(log)}\nfull log: {log}")
+        raise EngineError(f"{os.path.basename(argv[0])} exited with {childproc.rc_text(rc)}:\n"
+                          f"{childproc.log_tail(log)}\nfull log: {log}")
     return rc
 
 
@@ -87,15 +76,6 @@ def interactive(argv: Sequence[str], env: Mapping[str, str], popen: Popen = subp
         return proc.wait()
     finally:
         signal.signal(signal.SIGINT, old)
-
-
-def _rc_text(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"signal {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"signal {-rc}"
-    return f"exit code {rc}"
 
 
 def http_get(url: str, timeout: float = 2.0) -> int:
@@ -111,19 +91,15 @@ def http_get(url: str, timeout: float = 2.0) -> int:
         return 0
 
 
-@dataclass
-class Server:
-    """A llama-server process we own."""
+class Server(Child):
+    """A llama-server process we own: ready when /health answers 200 and the listening socket is
+    our child's."""
 
-    argv: list[str]
-    env: dict[str, str]
-    log: str
-    host: str
-    port: int
-    popen: Popen = subprocess.Popen
-    get: Callable[[str], int] = http_get
-    owns: Callable[[int, int], bool | None] = childproc.listens
-    proc: subprocess.Popen | None = field(default=None, init=False)
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: str, host: str, port: int,
+                 popen: Popen = subprocess.Popen, get: Callable[[str], int] = http_get,
+                 owns: Callable[[int, int], bool | None] = childproc.listens) -> None:
+        super().__init__(list(argv), log, "llama-server", dict(env), EngineError, popen)
+        self.host, self.port, self.get, self.owns = host, port, get, owns
 
     @property
     def url(self) -> str:
@@ -134,37 +110,19 @@ class Server:
 
     def start(self) -> None:
         check_port(self.host, self.port)
-        self.proc = childproc.start(self.argv, self.log, self.env, self.popen)
+        super().start()
 
-    def wait_ready(self, timeout: float, should_stop: Callable[[], bool] = lambda: False,
-                   poll: float = 0.25) -> bool:
-        """True once /health answers 200; False if asked to stop first. EngineError if the
-        process dies or the time runs out."""
+    def probe(self) -> bool | None:
+        if self.get(self.url + "/health") != 200:
+            return None
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if should_stop():
-                return False
-            rc = self.proc.poll()
-            if rc is not None:
-                raise EngineError(f"llama-server exited with {_rc_text(rc)} while starting:\n{tail(self.log)}\n"
-                                  f"full log: {self.log}")
-            if self.get(self.url + "/health") == 200:
-                if self.owns(self.proc.pid, self.port) is False:
-                    # the port was free when checked; another program took it since
-                    raise EngineError(f"{self.url}/health answers, but not the llama-server ggufrope started "
-                                      f"(pid {self.proc.pid}): another program listens on port {self.port}; "
-                                      f"pick another with --port (log: {self.log})")
-                return True
-            time.sleep(poll)
-        raise EngineError(f"llama-server did not answer {self.url}/health within {timeout:.0f}s "
-                          f"(server.ready_timeout); log: {self.log}")
+        if self.owns(self.proc.pid, self.port) is False:
+            # the port was free when checked; another program took it since
+            raise EngineError(f"{self.url}/health answers, but not the llama-server ggufrope started "
+                              f"(pid {self.proc.pid}): another program listens on port {self.port}; "
+                              f"pick another with --port (log: {self.log})")
+        return True
 
-    def wait(self, should_stop: Callable[[], bool], poll: float = 0.2) -> int | None:
-        """Until the server exits (its code) or should_stop() (None)."""
-        assert self.proc is not None
-        return childproc.wait(self.proc, should_stop, poll)
-
-    def stop(self, grace: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after grace seconds. Returns the exit code."""
-        return childproc.stop(self.proc, grace)
+    def not_ready(self, timeout: float) -> str:
+        return (f"llama-server did not answer {self.url}/health within {timeout:.0f}s (server.ready_timeout); "
+                f"log: {self.log}")

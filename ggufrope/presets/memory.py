@@ -16,14 +16,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
+from ggufrope.childproc import Runner
 from ggufrope.settings import ModelInfo
 
 MiB = 1 << 20
 CTX_PAD = 256               # llama.cpp pads n_ctx to this
 DEFAULT_UBATCH = 512        # llama.cpp's default -ub
-Runner = Callable[[Sequence[str]], str]
 
 
 def pad_ctx(n: int) -> int:
@@ -164,20 +164,17 @@ def parse_meminfo(text: str) -> int | None:
     return None
 
 
-def _run_nvidia_smi(argv: Sequence[str]) -> str:
-    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=10)
-    return r.stdout if r.returncode == 0 else ""
-
-
 def read_vram(runner: Runner | None = None, which: Callable[[str], str | None] = shutil.which) -> tuple[tuple[int, ...], str]:
     """Free VRAM per NVIDIA GPU from nvidia-smi, if it exists."""
     exe = which("nvidia-smi")
     if exe is None:
         return (), "no nvidia-smi"
     try:
-        out = (runner or _run_nvidia_smi)([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"])
+        r = (runner or subprocess.run)([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                                       capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return (), "nvidia-smi failed"
+    out = r.stdout if r.returncode == 0 else ""
     free = tuple(int(float(x.strip())) * MiB for x in out.splitlines() if x.strip())
     return free, "nvidia-smi memory.free"
 
