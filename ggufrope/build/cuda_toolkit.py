@@ -40,6 +40,7 @@ from typing import Callable, Mapping, Sequence
 
 from ggufrope import paths
 from ggufrope.build.world import World
+from ggufrope.childproc import Runner
 from ggufrope.errors import BuildError, FetchError
 
 PIECES = ("nvcc", "cudart", "cccl", "cublas")
@@ -390,9 +391,6 @@ def _arch(machine: str) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB"
-
-
-Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def fetch(tk: Toolkit, env: Mapping[str, str], machine: str, log: Callable[[str], None] = lambda s: None,
