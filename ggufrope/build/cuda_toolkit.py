@@ -119,10 +119,10 @@ RELEASES: dict[str, Release] = {
 # What shows a piece is present under a toolkit root (any one pattern, relative to the root).
 _MARKERS = {
     "nvcc": ("bin/nvcc",),
-    "cudart": ("lib64/libcudart.so*", "lib/libcudart.so*", "targets/*/lib/libcudart.so*"),
+    "cudart": ("lib/libcudart.so*", "lib64/libcudart.so*", "targets/*/lib/libcudart.so*"),
     "cccl": ("include/cccl/cub/cub.cuh", "include/cub/cub.cuh", "targets/*/include/cccl/cub/cub.cuh",
              "targets/*/include/cub/cub.cuh"),
-    "cublas": ("lib64/libcublas.so*", "lib/libcublas.so*", "targets/*/lib/libcublas.so*"),
+    "cublas": ("lib/libcublas.so*", "lib64/libcublas.so*", "targets/*/lib/libcublas.so*"),
 }
 _HEADERS = {"cudart": "cuda_runtime.h", "cublas": "cublas_v2.h"}
 # Distribution layouts outside a toolkit root (Debian/Ubuntu's nvidia-cuda-toolkit, RPM distros).
