@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-from ggufrope.cli.options import CTK, CTV, CTX, MODEL, PRESET_FILE, SET, load, overrides
+from ggufrope.cli.options import PresetOptions, preset_options
 from ggufrope.cli.output import echo, note, print_findings, print_json, table
 
 presets_app = typer.Typer(no_args_is_help=True, help="Presets: a model, its RoPE settings and how to run it, in TOML.")
@@ -47,17 +47,17 @@ def _show_value(v) -> str:
 
 
 @presets_app.command("show")
+@preset_options()
 def show_cmd(
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    preset: PresetOptions = None,
     show_all: bool = typer.Option(False, "--all", help="Also list fields left unset."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The resolved preset: every value and where it came from (built-in default < preset file
     and its extends chain < GGUFROPE_* environment < command line)."""
     from ggufrope.presets import schema, secrets
-    p = load(name, preset_file, overrides(model, ctx, cache_type_k, cache_type_v, sets))
+    p = preset.load(name)
     res = p.res
 
     def shown(n: str, v):
@@ -87,17 +87,17 @@ def show_cmd(
 
 # -- check ---------------------------------------------------------------------------------
 @presets_app.command("check")
+@preset_options()
 def check_cmd(
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    preset: PresetOptions = None,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run every pre-launch check (model, K/V cache types, flash attention, CUDA kernels, context,
     memory plan) without starting anything. Exit 10 when one fails."""
     from ggufrope.presets.prepare import check_only
     from ggufrope.presets.memory import mib
-    p = load(name, preset_file, overrides(model, ctx, cache_type_k, cache_type_v, sets))
+    p = preset.load(name)
     prep = check_only(p, os.environ)
     m = prep.mem
     if as_json:
@@ -163,12 +163,12 @@ def new_cmd(
 
 # -- export / import -----------------------------------------------------------------------
 @presets_app.command("export")
+@preset_options()
 def export_cmd(
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
     to: str = typer.Option(..., "--to", help="llama-ini, llama-swap or llama-cpp-server."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write to a file instead of stdout."),
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    preset: PresetOptions = None,
 ) -> None:
     """Write the preset as llama.cpp's INI preset, a llama-swap config.yaml entry, or a
     llama-cpp-python server config (models[] entry)."""
@@ -178,7 +178,7 @@ def export_cmd(
     from ggufrope.presets.prepare import prepare
     if to not in FORMATS:
         raise PresetError(f"--to {to!r}: choose from {', '.join(FORMATS)}")
-    p = load(name, preset_file, overrides(model, ctx, cache_type_k, cache_type_v, sets)).with_engine("server")
+    p = preset.load(name).with_engine("server")
     # the export runs elsewhere, later: unreachable workers and a tight memory plan are warnings here
     prep = prepare(p, os.environ, fetch=False, strict_memory=False, strict_workers=False)
     print_findings(prep, p)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-from ggufrope.cli.options import CTK, CTV, CTX, DRY_RUN, MODEL, PRESET_FILE, RPC, SET, load, overrides
+from ggufrope.cli.options import DRY_RUN, PresetOptions, preset_options
 from ggufrope.cli.output import Progress, echo, note, print_findings
 from ggufrope.errors import GgufropeError
 
@@ -78,6 +78,7 @@ def _extra(ctx: typer.Context) -> list[str]:
 
 
 @commands.command("run", context_settings=_EXTRA)
+@preset_options(rpc=True)
 def run_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
@@ -85,13 +86,11 @@ def run_cmd(
                                                                        "(llama-completion) instead of a chat."),
     dry_run: bool = DRY_RUN,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama.cpp's log on the terminal."),
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
-    sets: List[str] = SET,
+    preset: PresetOptions = None,
 ) -> None:
     """Run a preset with its engine: cli (llama-cli chat; llama-completion with --prompt), server
     (as `serve`) or python (as `chat`). Arguments after `--` go to llama.cpp as they are."""
-    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets, rpc=rpc))
+    p = preset.load(name)
     extra = _extra(ctx)
     if p.engine == "python":
         raise typer.Exit(_chat(p, prompt, dry_run, extra))
@@ -137,6 +136,7 @@ def _blamed(e, eps):
 
 # -- serve -----------------------------------------------------------------------------------
 @commands.command("serve", context_settings=_EXTRA)
+@preset_options(rpc=True)
 def serve_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
@@ -144,16 +144,12 @@ def serve_cmd(
     port: Optional[str] = typer.Option(None, "--port", help='Port (server.port), or "auto" for a free one.'),
     dry_run: bool = DRY_RUN,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama-server's log on the terminal."),
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, rpc: Optional[str] = RPC,
-    sets: List[str] = SET,
+    preset: PresetOptions = None,
 ) -> None:
     """Serve a preset with llama-server (OpenAI-compatible API on 127.0.0.1 by default): waits
     until /health answers, prints the URL, stops cleanly on Ctrl-C or SIGTERM. With RPC workers
     (rpc / --rpc) a worker that goes away ends the session with an error naming it."""
-    ovr = overrides(model, ctx_size, cache_type_k, cache_type_v, sets,
-                    **{"server.host": host, "server.port": port, "rpc": rpc})
-    p = load(name, preset_file, ovr)
+    p = preset.load(name, **{"server.host": host, "server.port": port})
     raise typer.Exit(_serve(p, dry_run, verbose, _extra(ctx)))
 
 
@@ -204,17 +200,17 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
 
 # -- chat (python engine) -------------------------------------------------------------------
 @commands.command("chat", context_settings=_EXTRA)
+@preset_options()
 def chat_cmd(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this one prompt and exit."),
     dry_run: bool = DRY_RUN,
-    preset_file: Optional[str] = PRESET_FILE, model: Optional[str] = MODEL, ctx_size: Optional[str] = CTX,
-    cache_type_k: Optional[str] = CTK, cache_type_v: Optional[str] = CTV, sets: List[str] = SET,
+    preset: PresetOptions = None,
 ) -> None:
     """Chat in the terminal through llama-cpp-python (in process, streaming). Reads lines from
     stdin; an empty line or /exit ends it."""
-    p = load(name, preset_file, overrides(model, ctx_size, cache_type_k, cache_type_v, sets))
+    p = preset.load(name)
     raise typer.Exit(_chat(p, prompt, dry_run, _extra(ctx)))
 
 
