@@ -81,20 +81,7 @@ def build_cmd(
     src = resolve_source(source, os.environ, log=note)
     bdir = builder.build_dir(spec, src)
     if dry_run:
-        gen = "Ninja" if shutil.which("ninja") else None
-        machine_args: list = []
-        if spec.backend == "cuda":
-            from ggufrope.build import cuda_toolkit
-            tk = cuda_toolkit.detect(cuda_toolkit.World(env=dict(os.environ)))
-            if tk.to_fetch:
-                note(f"would fetch CUDA {', '.join(tk.to_fetch)}: {cuda_toolkit.fix_command(tk)}")
-            machine_args = tk.cmake_args()
-        configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen,
-                                            machine_args)
-        echo(shlex.join(configure))
-        echo(shlex.join(build))
-        if python:
-            _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
+        _print_commands(spec, src, bdir, python)
         return
     res = builder.build(spec, src, os.environ, progress=Progress("build"), log=note, force=force, smoke=smoke_test,
                         offline=offline)
@@ -102,19 +89,44 @@ def build_cmd(
     if eps:
         from ggufrope.rpc import check_workers, first_blocking, source_proto_version
         checks = check_workers(eps, source_proto_version(src.path))
-    if as_json:
-        print_json({**res.to_dict(), **({"workers": [c.to_dict() for c in checks]} if eps else {})})
-    else:
-        smoke = res.checks.get("smoke", "passed")
-        how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test: {smoke}"
-        echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
-        echo(res.bin_dir)
-        for c in checks:
-            echo(f"worker {c.endpoint}: {c.verdict}: {c.message}")
+    _print_result(res, spec, src, checks if eps else None, as_json)
     if python:
         _python_engine(spec, src, res.bin_dir, dry_run=False)
     if checks and (err := first_blocking(checks)) is not None:
         raise err
+
+
+def _print_result(res, spec, src, checks: Optional[list], as_json: bool) -> None:
+    """The build (cached or just built, its bin dir) and each worker's verdict (checks: None
+    when no workers were given)."""
+    if as_json:
+        print_json({**res.to_dict(), **({"workers": [c.to_dict() for c in checks]} if checks is not None else {})})
+        return
+    smoke = res.checks.get("smoke", "passed")
+    how = "cached" if res.cached else f"built in {res.seconds:.0f}s, smoke test: {smoke}"
+    echo(f"{spec.name()}: {how}; llama.cpp {src.commit}")
+    echo(res.bin_dir)
+    for c in checks or ():
+        echo(f"worker {c.endpoint}: {c.verdict}: {c.message}")
+
+
+def _print_commands(spec, src, bdir: str, python: bool) -> None:
+    """--dry-run: the cmake commands a build of spec would run (and the llama-cpp-python step)."""
+    from ggufrope.build import builder
+    gen = "Ninja" if shutil.which("ninja") else None
+    machine_args: list = []
+    if spec.backend == "cuda":
+        from ggufrope.build import cuda_toolkit
+        tk = cuda_toolkit.detect(cuda_toolkit.World(env=dict(os.environ)))
+        if tk.to_fetch:
+            note(f"would fetch CUDA {', '.join(tk.to_fetch)}: {cuda_toolkit.fix_command(tk)}")
+        machine_args = tk.cmake_args()
+    configure, build = builder.commands(spec, src, bdir, builder.repo_root(), os.cpu_count() or 2, gen,
+                                        machine_args)
+    echo(shlex.join(configure))
+    echo(shlex.join(build))
+    if python:
+        _python_engine(spec, src, os.path.join(bdir, "build", "bin"), dry_run=True)
 
 
 def _python_engine(spec, src, bin_dir: str, dry_run: bool) -> None:
