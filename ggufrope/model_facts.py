@@ -12,8 +12,9 @@ context_length as it was before ggufrope first changed it (the undo record), els
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ggufrope.errors import GgufropeError
 from ggufrope.settings.keys import BY_FIELD
@@ -22,6 +23,18 @@ from ggufrope.settings.rope_settings import RopeSettings
 
 # metadata arrays up to this many items are kept (per-layer head counts); tokenizer arrays are not
 _MAX_ARRAY = 4096
+
+if TYPE_CHECKING:
+    from ggufrope.gguf import GGUFHeader
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """One file of a split model, from its header's tensor table."""
+    path: str
+    tensors: int
+    tensor_bytes: int
+    file_size: int
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ class ModelFacts:
     n_vocab: int
     n_ff: int
     weights_bytes: int               # tensor data of every split
-    splits: tuple[str, ...]          # every part of a split model (first = path); () for one file
+    split_parts: tuple[SplitPart, ...]  # every part of a split model, first first; () for one file
     has_chat_template: bool
     rope_tensors: tuple[str, ...]    # rope_freqs / rope_factors_*: scaling baked in at conversion
     trained_ctx: int                 # 0 when the file gives no usable context
@@ -62,8 +75,12 @@ class ModelFacts:
         return self.info.head_dim_k
 
     @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(p.path for p in self.split_parts)
+
+    @property
     def split(self) -> bool:
-        return len(self.splits) > 1
+        return len(self.split_parts) > 1
 
     @property
     def file_scaled(self) -> bool:
@@ -130,8 +147,16 @@ def _shape(h, arch: str) -> tuple[int, int]:
 
 
 def read_model_facts(path: str) -> ModelFacts:
-    """The facts of the model at path: one read of its header, then the tensor infos of its
+    """The facts of the model at path: one read of its header, then the tensor tables of its
     other splits (their sizes only)."""
+    with open_model(path) as (facts, _):
+        return facts
+
+
+@contextmanager
+def open_model(path: str) -> Iterator[tuple[ModelFacts, GGUFHeader]]:
+    """The model's facts with its header still open, for a command that also shows raw fields
+    (`inspect`): the same single read as read_model_facts."""
     from ggufrope.gguf import ValueType, reader
     from ggufrope.gguf.splits import is_split, split_paths
     with reader.read_header(path) as h:
@@ -145,16 +170,19 @@ def read_model_facts(path: str) -> ModelFacts:
         info = ModelInfo.from_metadata(meta)
         undo = _undo_values(h, arch) if arch else {}
         n_vocab, n_ff = _shape(h, arch)
-        weights = sum(t.nbytes for t in h.tensors)
         rope_tensors = tuple(sorted({t.name.split(".")[0] for t in h.tensors if t.name.startswith("rope_")}))
-        chat = "tokenizer.chat_template" in h.fields
-    splits = tuple(split_paths(path)) if is_split(path) else ()
-    for s in splits[1:]:
-        with reader.read_header(s) as other:
-            weights += sum(t.nbytes for t in other.tensors)
-    trained, src = trained_context(info.rope, undo)
-    base, base_src = trained_freq_base(info.rope, undo)
-    return ModelFacts(path=path, arch=arch, name=info.name, info=info, n_vocab=n_vocab, n_ff=n_ff,
-                      weights_bytes=weights, splits=splits, has_chat_template=chat, rope_tensors=rope_tensors,
-                      trained_ctx=trained, trained_ctx_source=src, freq_base=base, freq_base_source=base_src,
-                      undo=undo)
+        here = SplitPart(path, len(h.tensors), sum(t.nbytes for t in h.tensors), h.file_size)
+        parts = tuple(here if s == path else _split_part(s) for s in split_paths(path)) if is_split(path) else ()
+        trained, src = trained_context(info.rope, undo)
+        base, base_src = trained_freq_base(info.rope, undo)
+        yield ModelFacts(path=path, arch=arch, name=info.name, info=info, n_vocab=n_vocab, n_ff=n_ff,
+                         weights_bytes=sum(p.tensor_bytes for p in parts) if parts else here.tensor_bytes,
+                         split_parts=parts, has_chat_template="tokenizer.chat_template" in h.fields,
+                         rope_tensors=rope_tensors, trained_ctx=trained, trained_ctx_source=src,
+                         freq_base=base, freq_base_source=base_src, undo=undo), h
+
+
+def _split_part(path: str) -> SplitPart:
+    from ggufrope.gguf import reader
+    with reader.read_header(path) as h:
+        return SplitPart(path, len(h.tensors), sum(t.nbytes for t in h.tensors), h.file_size)

@@ -1,6 +1,7 @@
 """What `inspect` reports about a model: facts gathered from the header, as plain data."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from ggufrope.edit import history
@@ -9,8 +10,8 @@ from ggufrope.edit.plan import PAD_KEY
 from ggufrope.gguf import GGUFHeader, read_header
 from ggufrope.gguf.constants import FILE_TYPES
 from ggufrope.gguf.render import field_json, render_value
-from ggufrope.gguf.splits import split_paths
-from ggufrope.settings import ROPE_KEYS, ModelInfo
+from ggufrope.model_facts import open_model
+from ggufrope.settings import ROPE_KEYS
 
 KV_REPORT_TYPES = ("f16", "q8_0", "q4_0")
 
@@ -22,10 +23,10 @@ def free_header_space(h: GGUFHeader) -> int:
     return slack + (pad.end - pad.value_start - 8 if pad is not None else 0)
 
 
-def rope_rows(h: GGUFHeader, info: ModelInfo) -> list[dict[str, Any]]:
+def rope_rows(h: GGUFHeader, arch: str) -> list[dict[str, Any]]:
     rows = []
     for rk in ROPE_KEYS:
-        key = rk.key(info.arch)
+        key = rk.key(arch)
         f = h.fields.get(key)
         rows.append({
             "key": key, "type": rk.vtype.name,
@@ -34,35 +35,27 @@ def rope_rows(h: GGUFHeader, info: ModelInfo) -> list[dict[str, Any]]:
             "stored_type": None if f is None else f.vtype.name,
             "type_ok": f is None or f.vtype == rk.vtype,
             "when_absent": rk.when_absent,
-            "read_by_llama_cpp": rk.read_for(info.arch),
+            "read_by_llama_cpp": rk.read_for(arch),
             "runtime_flag": rk.flag,
         })
     return rows
 
 
 def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
-    paths = split_paths(path)
-    splits = []
-    for p in paths:
-        if p == path:
-            continue
-        with read_header(p) as s:
-            splits.append({"path": p, "tensors": len(s.tensors),
-                           "tensor_bytes": sum(t.nbytes for t in s.tensors), "file_size": s.file_size})
-    with read_header(path) as h:
-        info = ModelInfo.from_metadata(h)
+    """The report of the model at path: its facts and its header, from one read (model_facts)."""
+    with open_model(path) as (facts, h):
+        info = facts.info
         ft = info.file_type
-        tensor_bytes = sum(t.nbytes for t in h.tensors)
         rep: dict[str, Any] = {
             "path": path,
             "file_size": h.file_size,
             "gguf_version": h.version,
             "byte_order": "little" if h.byteorder == "<" else "big",
-            "architecture": info.arch or None,
-            "name": info.name,
+            "architecture": facts.arch or None,
+            "name": facts.name,
             "file_type": None if ft is None else FILE_TYPES.get(ft, str(ft)),
-            "trained_context": info.n_ctx_train,
-            "rope": rope_rows(h, info),
+            "trained_context": facts.trained_ctx or None,  # the one rule (model_facts), undo record included
+            "rope": rope_rows(h, facts.arch),
             "n_layer": info.n_layer,
             "n_head": info.n_head[0] if info.n_head else None,
             "n_head_kv": info.n_head_kv[0] if info.n_head_kv else None,
@@ -70,16 +63,15 @@ def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
             "head_dim_v": info.head_dim_v,
             "rope_dims": info.rope_dims,
             "rope_tensors": [t.name for t in h.tensors if t.name.startswith("rope_")],
-            "tensor_count": len(h.tensors) + sum(s["tensors"] for s in splits),
-            "tensor_bytes": tensor_bytes + sum(s["tensor_bytes"] for s in splits),
+            "tensor_count": sum(p.tensors for p in facts.split_parts) if facts.split else len(h.tensors),
+            "tensor_bytes": facts.weights_bytes,
             "alignment": h.alignment,
             "header_size": h.data_offset,
             "free_header_space": free_header_space(h),
             "kv_cache_bytes_per_1k": {t: info.kv_cache_bytes(1024, t) for t in KV_REPORT_TYPES}
             if info.n_layer else {},
             "ggufrope_changed": sorted(history.load(h)),
-            "splits": ([{"path": path, "tensors": len(h.tensors), "tensor_bytes": tensor_bytes,
-                         "file_size": h.file_size}] + splits) if len(paths) > 1 else [],
+            "splits": [asdict(p) for p in facts.split_parts],
         }
         if all_keys:
             rep["keys"] = [{"key": k, "type": f.vtype.name if f.item_type is None

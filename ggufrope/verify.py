@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ggufrope.model_facts import ModelFacts
 from ggufrope.settings.keys import BY_FIELD
-from ggufrope.settings.rope_settings import f32
 from ggufrope.settings.model_info import ModelInfo
+from ggufrope.settings.rope_settings import f32
 from ggufrope.settings.projection import freq_scale
 
 
@@ -75,12 +76,12 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     }
 
 
-def compare(info: ModelInfo, probe_doc: dict) -> list[Row]:
-    """One row per value ggufrope expects. A value the probe did not report is a failing row:
+def compare(facts: ModelFacts, probe_doc: dict) -> list[Row]:
+    """One row per value ggufrope expects of the model (its facts, read once by the caller). A value the probe did not report is a failing row:
     a probe whose field names drifted must not pass by comparing nothing."""
     hp = probe_doc.get("hparams") or {}
     rows = []
-    for name, (what, file_v, expect) in expected_hparams(info).items():
+    for name, (what, file_v, expect) in expected_hparams(facts.info).items():
         if name not in hp:
             rows.append(Row(what, file_v, expect, None, False, reported=False))
         else:

@@ -74,14 +74,24 @@ def test_needle_options(tmp_path, tiny):
     moved_recs = _records(moved)
     assert {(x["length"], x["depth"], x["trial"]): x["answer"] for x in moved_recs} == keys
     assert {(x["length"], x["depth"], x["trial"]): x["prompt_tokens_llama"] for x in moved_recs} != toks
-    # --chunks is llama-perplexity's: needle records it in its spec and runs the same prompts
-    chunked = tmp_path / "needle-chunks"
-    run_cli("eval", "needle", tiny, "--lengths", "256,512", "--depths", "0,1", "--variants", "none",
-            "--trials", "2", "--seed", "3", "--out", str(chunked), "--n-predict", "4", "--text-offset", "0.25",
-            "--chunks", "3", "--no-plots", env_extra=ENV, check=True)
-    assert json.loads((chunked / "needle-results.json").read_text())["spec"]["chunks"] == 3
-    assert {(x["length"], x["depth"], x["trial"]): (x["answer"], x["prompt_tokens_llama"])
-            for x in _records(chunked)} == {k: (keys[k], toks[k]) for k in keys}
+
+
+@pytest.mark.parametrize("task,option,value", [
+    pytest.param("passkey", "--chunks", "3", id="passkey-chunks"),
+    pytest.param("passkey", "--text-offset", "0.5", id="passkey-text-offset"),
+    pytest.param("needle", "--chunks", "3", id="needle-chunks"),
+    pytest.param("perplexity", "--depths", "0,1", id="perplexity-depths"),
+    pytest.param("perplexity", "--trials", "2", id="perplexity-trials"),
+    pytest.param("perplexity", "--seed", "3", id="perplexity-seed"),
+    pytest.param("perplexity", "--n-predict", "4", id="perplexity-n-predict"),
+])
+def test_eval_refuses_an_option_its_task_does_not_read(tmp_path, tiny_model, task, option, value):
+    """An option that would change nothing is not offered: usage error, nothing run or written."""
+    out = tmp_path / "out"
+    r = run_cli("eval", task, tiny_model(n_ctx=256), "--lengths", "256", "--variants", "none", "--out", str(out),
+                option, value, env_extra=ENV)
+    assert r.returncode == 2 and f"No such option '{option}'" in r.stderr
+    assert not out.exists()
 
 
 def _ppl(out) -> dict[tuple[int, str], float]:
@@ -90,8 +100,8 @@ def _ppl(out) -> dict[tuple[int, str], float]:
 
 def test_perplexity_options(tmp_path, tiny):
     out = tmp_path / "ppl"
-    r = run_cli("eval", "perplexity", tiny, "--lengths", "256,512", "--depths", "0", "--variants", "none,yarn",
-                "--trials", "1", "--seed", "0", "--out", str(out), "--n-predict", "4", "--chunks", "2",
+    r = run_cli("eval", "perplexity", tiny, "--lengths", "256,512", "--variants", "none,yarn",
+                "--out", str(out), "--chunks", "2",
                 "--plan-ctx", "1024", "-t", "1", "--text-offset", "0.5", "--plots", "--json", env_extra=ENV,
                 check=True)
     doc = json.loads(r.stdout)
@@ -125,8 +135,8 @@ def test_perplexity_options(tmp_path, tiny):
 def test_passkey_n_predict_plan_ctx_threads_json(tmp_path, tiny):
     out = tmp_path / "passkey"
     r = run_cli("eval", "passkey", tiny, "--lengths", "256", "--depths", "0.5", "--variants", "none,yarn",
-                "--out", str(out), "--n-predict", "4", "--plan-ctx", "512", "-t", "1", "--chunks", "1",
-                "--text-offset", "0", "--no-plots", "--json", env_extra=ENV, check=True)
+                "--out", str(out), "--n-predict", "4", "--plan-ctx", "512", "-t", "1",
+                "--no-plots", "--json", env_extra=ENV, check=True)
     doc = json.loads(r.stdout)
     assert doc["summary"]["cells"]["none"]["256"]["runs"] == 1 and "plot_heatmap" not in doc["files"]
     spec = json.loads((out / "passkey-results.json").read_text())["spec"]

@@ -276,12 +276,13 @@ def test_bench_json_parse():
 def test_tune_search_is_seeded_and_bounded(tiny_model):
     from ggufrope.evaluation import tune
     from ggufrope.planning import read_facts
+    from ggufrope.settings.projection import settings_flags
     facts = read_facts(tiny_model(n_ctx=256))
 
     def fake(c, s):
         # a bowl with its minimum at beta_fast 16, attn_factor 1.05
         ppl = 10 + abs(c.beta_fast - 16) / 8 + abs(c.attn_factor - 1.05) * 10 + (5 if c.method == "ntk" else 0)
-        return tune.Trial(c, s, tuple(s.to_llama_args("llama", include_ctx=False)), ppl, 0.1, 0.0)
+        return tune.Trial(c, s, tuple(settings_flags(s, "llama")), ppl, 0.1, 0.0)
 
     a = tune.search(facts, 1024, 10, seed=1, evaluate=fake)
     b = tune.search(facts, 1024, 10, seed=1, evaluate=fake)
@@ -293,7 +294,7 @@ def test_tune_search_is_seeded_and_bounded(tiny_model):
     assert (best.beta_fast, best.attn_factor) == (16.0, 1.05)
     s = tune.settings_for(facts, tune.Candidate("yarn", attn_factor=1.1, beta_slow=2.0), 1024)
     assert s.attn_factor == 1.1 and s.yarn_beta_slow == 2.0 and s.scaling_factor == 4.0
-    args = s.to_llama_args("llama", include_ctx=False)
+    args = settings_flags(s, "llama")
     assert "--override-kv" in args and "llama.rope.scaling.attn_factor=float:1.1" in args
     with pytest.raises(UsageError, match="fits the trained context"):
         tune.search(facts, 200, 2, 0, fake)

@@ -278,7 +278,7 @@ def _patch_flags(rs: RopeSettings, arch: str) -> list[str]:
 
 @pytest.mark.parametrize("arch,rs", RUNTIME_CASES)
 def test_runtime_flags_equal_patched_file(bin_dir, tiny_model, tmp_path, arch, rs):
-    """The same settings as llama.cpp flags on the original file (RopeSettings.to_llama_args,
+    """The same settings as llama.cpp flags on the original file (projection.settings_flags,
     --override-kv for the flagless keys) and baked into the file by `ggufrope patch` give the
     same context at --ctx beyond the trained context."""
     src = tiny_model(arch=arch)

@@ -274,10 +274,8 @@ def test_run_dry_run_python_kwargs_equal_plan_json(tiny_model, tmp_path):
     assert run_kw["model_path"] == m and run_kw["rope_scaling_type"] == 2
 
 
-def _count_header_opens(monkeypatch, argv: list[str], path: str) -> int:
-    """Run the CLI in process, counting how often the model file is mapped for its header."""
-    import sys
-    from ggufrope.cli import app as cli_app
+def _counting_opens(monkeypatch) -> list[str]:
+    """Every path the codec maps for its header from now on, in order."""
     from ggufrope.gguf import reader
     opened: list[str] = []
     real = reader._open_map
@@ -286,10 +284,18 @@ def _count_header_opens(monkeypatch, argv: list[str], path: str) -> int:
         opened.append(str(p))
         return real(p, *a, **kw)
     monkeypatch.setattr(reader, "_open_map", counting)
+    return opened
+
+
+def _count_header_opens(monkeypatch, argv: list[str], path: str, codes=(0, None)) -> int:
+    """Run the CLI in process, counting how often the model file is mapped for its header."""
+    import sys
+    from ggufrope.cli import app as cli_app
+    opened = _counting_opens(monkeypatch)
     monkeypatch.setattr(sys, "argv", ["ggufrope", *argv])
     with pytest.raises(SystemExit) as e:
         cli_app.main()
-    assert e.value.code in (0, None), e.value
+    assert e.value.code in codes, e.value
     return sum(1 for p in opened if p == path)
 
 
@@ -298,6 +304,8 @@ def _count_header_opens(monkeypatch, argv: list[str], path: str) -> int:
     pytest.param(["run", "--preset-file", "{cli_preset}", "--model", "{m}", "--prompt", "hi", "--dry-run"],
                  id="run-dry-run-cli"),
     pytest.param(["plan", "{m}", "--ctx", "1740", "--json"], id="plan"),
+    pytest.param(["inspect", "{m}", "--json"], id="inspect"),
+    pytest.param(["inspect", "{m}", "--all"], id="inspect-all"),
 ])
 def test_model_header_is_read_once_per_command(argv, tiny_model, tmp_path, monkeypatch, capsys):
     if "{preset}" in argv and __import__("importlib.util").util.find_spec("llama_cpp") is None:
@@ -306,3 +314,46 @@ def test_model_header_is_read_once_per_command(argv, tiny_model, tmp_path, monke
     (tmp_path / "cli").mkdir()
     vals = {"m": m, "preset": _preset(tmp_path), "cli_preset": _preset(tmp_path / "cli", "cli")}
     assert _count_header_opens(monkeypatch, [a.format(**vals) for a in argv], m) == 1
+
+
+def test_verify_reads_the_header_once_before_the_probe(tiny_model, monkeypatch, capsys):
+    """verify: one header read of ggufrope's own before llama.cpp's probe loads the file."""
+    from types import SimpleNamespace
+    from ggufrope.build import ensure, native
+    m = tiny_model(n_ctx=1024)
+    at_probe: list[int] = []
+    monkeypatch.setattr(ensure, "ensure_build", lambda **kw: SimpleNamespace(bin_dir="/nowhere",
+                                                                             source=SimpleNamespace(commit="x")))
+    opened = _counting_opens(monkeypatch)
+
+    def probe(bin_dir, path, **kw):
+        at_probe.append(sum(1 for p in opened if p == m))
+        return {"hparams": {}, "effective": None}
+    monkeypatch.setattr(native, "probe", probe)
+    import sys
+    from ggufrope.cli import app as cli_app
+    monkeypatch.setattr(sys, "argv", ["ggufrope", "verify", m, "--json"])
+    with pytest.raises(SystemExit) as e:
+        cli_app.main()
+    assert e.value.code == 1  # the fake probe reports nothing, so every row fails
+    assert at_probe == [1]
+
+
+@pytest.mark.parametrize("as_preset", [pytest.param(False, id="model"), pytest.param(True, id="preset")])
+def test_eval_target_reads_the_header_once(as_preset, tiny_model, tmp_path, monkeypatch):
+    """eval: resolving PRESET|MODEL, the variants' plans and the sweep's grid share one header read
+    (eval has no --dry-run, so this is the library path `eval passkey` takes before llama.cpp runs)."""
+    from ggufrope.evaluation import EvalSpec, resolve_target
+    from ggufrope.evaluation.runner import Sweep
+    m = tiny_model(n_ctx=256)
+    arg = m
+    if as_preset:
+        (tmp_path / "mine.toml").write_text(f'model = "{m}"\n[rope]\nplan = "yarn:1024"\n')
+        arg = str(tmp_path / "mine.toml")
+    env = {"GGUFROPE_HOME": str(tmp_path / "home"), "GGUFROPE_CONFIG": str(tmp_path / "cfg")}
+    opened = _counting_opens(monkeypatch)
+    target = resolve_target(arg, env=env)
+    spec = EvalSpec(task="passkey", lengths=(256, 1024), variants=("none", "yarn", "preset"))
+    sweep = Sweep(spec, target, str(tmp_path / "out"), {"llama-completion": "x"})
+    assert sweep.cells() and sweep.variant("yarn", 1024).applicable
+    assert sum(1 for p in opened if p == m) == 1

@@ -8,8 +8,7 @@ import pytest
 
 from conftest import REAL_HOME, run_cli
 from ggufrope.build import native
-from ggufrope.gguf import read_header
-from ggufrope.settings import ModelInfo
+from ggufrope.model_facts import read_model_facts
 from ggufrope.verify import compare
 
 # every value verify holds llama.cpp's probe to, for a llama model: what a user sees in the table
@@ -22,11 +21,6 @@ LLAMA_ROWS = {
     "llama.rope.scaling.yarn_log_multiplier", "layers", "KV heads (layer 0)", "head dim K", "head dim V",
 }
 HOME = {"GGUFROPE_HOME": REAL_HOME}
-
-
-def _info(path: str) -> ModelInfo:
-    with read_header(path) as h:
-        return ModelInfo.from_metadata(h)
 
 
 @pytest.mark.parametrize("args", [
@@ -115,11 +109,11 @@ def test_probe_field_renamed_is_a_failing_row(cpu_build, tiny_model):
     dropped: both values fail instead of silently not being compared."""
     model = tiny_model()
     doc = native.probe(cpu_build.bin_dir, model)
-    assert all(r.ok for r in compare(_info(model), doc))
+    assert all(r.ok for r in compare(read_model_facts(model), doc))
     hp = dict(doc["hparams"])
     hp["freq_base_train"] = hp.pop("rope_freq_base_train")
     del hp["n_ctx_orig_yarn"]
-    rows = compare(_info(model), {**doc, "hparams": hp})
+    rows = compare(read_model_facts(model), {**doc, "hparams": hp})
     assert {r.what for r in rows} == LLAMA_ROWS
     assert {(r.what, r.reported) for r in rows if not r.ok} == {
         ("llama.rope.freq_base", False), ("llama.rope.scaling.original_context_length", False)}
@@ -127,7 +121,7 @@ def test_probe_field_renamed_is_a_failing_row(cpu_build, tiny_model):
 
 def test_compare_reports_a_difference(tiny_model):
     doc = {"hparams": {"n_ctx_train": 256, "rope_freq_base_train": 20000.0}}
-    rows = {r.what: r for r in compare(_info(tiny_model()), doc)}
+    rows = {r.what: r for r in compare(read_model_facts(tiny_model()), doc)}
     assert set(rows) == LLAMA_ROWS
     assert rows["llama.context_length"].ok
     assert not rows["llama.rope.freq_base"].ok and rows["llama.rope.freq_base"].reported
@@ -140,6 +134,6 @@ def test_compare_reports_a_difference(tiny_model):
 @pytest.mark.parametrize("doc", [pytest.param({}, id="no-hparams"), pytest.param({"hparams": {}}, id="empty"),
                                  pytest.param({"hparams": None}, id="null")])
 def test_compare_with_nothing_reported_fails_every_row(tiny_model, doc):
-    rows = compare(_info(tiny_model()), doc)
+    rows = compare(read_model_facts(tiny_model()), doc)
     assert {r.what for r in rows} == LLAMA_ROWS
     assert not any(r.ok or r.reported for r in rows)

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 from ggufrope.childproc import Runner
 from ggufrope.errors import BuildError, GgufropeError
+from ggufrope.settings.projection import settings_flags
 from ggufrope.settings.rope_settings import RopeSettings, fmt_float
 
 class NativeToolError(GgufropeError):
@@ -37,13 +38,13 @@ def probe_args(rope: RopeSettings | None = None, ctx: int | None = None,
                overrides: Sequence[str] = (), arch: str | None = None) -> list[str]:
     """ggufrope-probe's flags for runtime settings (the same names as llama.cpp's). With arch,
     settings that have no llama.cpp flag (attn_factor, finetuned, yarn_log_multiplier,
-    dimension_count) go through --override-kv, as RopeSettings.to_llama_args does; without
+    dimension_count) go through --override-kv, as projection.settings_flags does; without
     it they are left out."""
     args: list[str] = []
     if ctx is not None:
         args += ["--ctx", str(ctx)]
     if rope is not None:
-        args += [a for a in rope.to_llama_args(arch, include_ctx=False)]
+        args += settings_flags(rope, arch)
     for o in overrides:
         args += ["--override-kv", o]
     return args

@@ -1,8 +1,9 @@
-"""`ggufrope eval passkey|needle|perplexity PRESET|MODEL`, `ggufrope eval report`,
+"""`ggufrope eval passkey|needle|perplexity|kv PRESET|MODEL`, `ggufrope eval report`,
 `ggufrope bench PRESET|MODEL` and `ggufrope tune MODEL --ctx N`: thin wrappers over
 ggufrope.evaluation that parse options, print progress and render results."""
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from typing import Optional
@@ -13,7 +14,8 @@ from ggufrope.cli.output import echo, note, print_json, table
 
 commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
-eval_app = typer.Typer(no_args_is_help=True, help="Passkey, needle and perplexity per RoPE variant and length.")
+eval_app = typer.Typer(no_args_is_help=True,
+                       help="Passkey, needle and perplexity per RoPE variant and length; KV cache quality.")
 
 _LENGTHS_HELP = "Comma-separated lengths in tokens: 512, 2k, 16k (k = 1024)."
 _VARIANTS_HELP = ("Comma-separated: none, linear, ntk, yarn (each as `plan` computes it for the length), "
@@ -66,6 +68,9 @@ def _progress(task: str):
                 what = "ERROR: " + r.get("error", "")
             elif task == "perplexity":
                 what = f"ppl {r['ppl']:.3f} ± {r['ppl_err']:.3f}"
+            elif r.get("probe") == "kld":
+                what = (f"mean KLD {r['kld_mean']:.6f}, Δppl {r['dppl']:+.4f} ± {r['dppl_err']:.4f}, "
+                        f"same top {r['same_top_pct']:.2f}%")
             else:
                 what = (f"{'found' if r['found'] else 'MISSED'} {r['answer']} -> {r['output'].strip()[:40]!r}")
             if r.get("same_as"):
@@ -95,8 +100,8 @@ def _run_eval(task: str, target_arg: str, lengths: str, depths: str, variants: s
             if spec.uses_depth else f"; chunks {spec.chunks}")
          + f"; results in {out}")
     from ggufrope.evaluation.variants import make_variant
-    from ggufrope.planning import read_facts
-    facts = read_facts(target.model)
+    from ggufrope.planning import require_rope
+    facts = require_rope(target.facts)
     top = max(spec.lengths)
     note(f"trained context {facts.trained_ctx}; variants at {top} tokens:")
     for v in spec.variants:
@@ -116,28 +121,48 @@ def _run_eval(task: str, target_arg: str, lengths: str, depths: str, variants: s
         echo(f"  {kind:<16} {p}")
 
 
+def _eval_options(
+    target: str = typer.Argument(..., metavar="PRESET|MODEL",
+                                 help="A preset name, a GGUF file or a named model (smollm2)."),
+    lengths: str = typer.Option("2k,4k,8k,16k,32k", "--lengths", help=_LENGTHS_HELP),
+    depths: str = typer.Option("0,0.25,0.5,0.75,1", "--depths",
+                               help="Where the fact sits, 0 (start) to 1 (just before the question)."),
+    variants: str = typer.Option("none,linear,ntk,yarn,dynamic", "--variants", help=_VARIANTS_HELP),
+    trials: int = typer.Option(1, "--trials", help="Runs per (length, depth, variant), each with its own key."),
+    seed: int = typer.Option(0, "--seed", help="Seed for keys, facts and text positions."),
+    out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
+    n_predict: int = typer.Option(10, "--n-predict", help="Tokens generated (the answer must be among them)."),
+    chunks: int = typer.Option(1, "--chunks", help="llama-perplexity --chunks."),
+    plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
+                                           help="Plan every variant for this context instead of each length."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
+    text_offset: float = typer.Option(0.0, "--text-offset", help="Where the text starts in the corpus (0..1)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
+) -> None:
+    """Every option of `eval passkey|needle|perplexity`; each task offers the ones it reads."""
+
+
+_EVAL_PARAMS = inspect.signature(_eval_options, eval_str=True).parameters
+_EVAL_DEFAULTS = {n: p.default.default for n, p in _EVAL_PARAMS.items()}
+_SHARED = ("target", "lengths", "variants", "out", "plan_ctx", "threads", "plots", "as_json")
+# what each task reads beyond the shared options (an option a task ignores is not offered)
+_TASK_OPTIONS = {
+    "passkey": ("depths", "trials", "seed", "n_predict"),
+    "needle": ("depths", "trials", "seed", "n_predict", "text_offset"),
+    "perplexity": ("chunks", "text_offset"),
+}
+
+
 def _common(task: str):
-    def cmd(
-        target: str = typer.Argument(..., metavar="PRESET|MODEL",
-                                     help="A preset name, a GGUF file or a named model (smollm2)."),
-        lengths: str = typer.Option("2k,4k,8k,16k,32k", "--lengths", help=_LENGTHS_HELP),
-        depths: str = typer.Option("0,0.25,0.5,0.75,1", "--depths",
-                                   help="Where the fact sits, 0 (start) to 1 (just before the question)."),
-        variants: str = typer.Option("none,linear,ntk,yarn,dynamic", "--variants", help=_VARIANTS_HELP),
-        trials: int = typer.Option(1, "--trials", help="Runs per (length, depth, variant), each with its own key."),
-        seed: int = typer.Option(0, "--seed", help="Seed for keys, facts and text positions."),
-        out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
-        n_predict: int = typer.Option(10, "--n-predict", help="Tokens generated (the answer must be among them)."),
-        chunks: int = typer.Option(1, "--chunks", help="perplexity: llama-perplexity --chunks."),
-        plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
-                                               help="Plan every variant for this context instead of each length."),
-        threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
-        text_offset: float = typer.Option(0.0, "--text-offset", help="needle/perplexity: start in the corpus (0..1)."),
-        plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
-        as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
-    ) -> None:
-        _run_eval(task, target, lengths, depths, variants, trials, seed, out, n_predict, chunks, plan_ctx,
-                  threads, text_offset, plots, as_json)
+    def cmd(**given) -> None:
+        o = {**_EVAL_DEFAULTS, **given}
+        _run_eval(task, o["target"], o["lengths"], o["depths"], o["variants"], o["trials"], o["seed"], o["out"],
+                  o["n_predict"], o["chunks"], o["plan_ctx"], o["threads"], o["text_offset"], o["plots"],
+                  o["as_json"])
+    keep = set(_SHARED + _TASK_OPTIONS[task])
+    # typer reads the options from the signature: only this task's
+    cmd.__signature__ = inspect.Signature([p for n, p in _EVAL_PARAMS.items() if n in keep])
     cmd.__doc__ = {
         "passkey": "Passkey retrieval (YaRN paper): a 5-digit key in garbage filler, greedy, found or not.",
         "needle": "A fact hidden in natural text (King James Bible), exact-match answer.",
@@ -153,14 +178,15 @@ for _task in ("passkey", "needle", "perplexity"):
 @eval_app.command("report")
 def report_cmd(
     out: str = typer.Option("ggufrope-eval", "--out", help="Results folder holding results.jsonl."),
-    task: Optional[str] = typer.Option(None, "--task", help="passkey, needle or perplexity (default: each present)."),
+    task: Optional[str] = typer.Option(None, "--task",
+                                       help="passkey, needle, perplexity or kv (default: each present)."),
     plots: bool = typer.Option(True, "--plots/--no-plots"),
 ) -> None:
     """Rebuild tables, CSV, JSON and plots from results.jsonl without running anything (the
     latest configuration of each task)."""
     from ggufrope.errors import UsageError
     from ggufrope.evaluation import journal
-    from ggufrope.evaluation.results import summarize, table_text, write_outputs
+    from ggufrope.evaluation.results import render_table, summarize_task, write_outputs
     from ggufrope.evaluation.runner import latest
     recs = journal.read_records(out)
     if not recs:
@@ -173,10 +199,62 @@ def report_cmd(
         cfg = rs[-1]["config"]
         rs = latest([r for r in rs if r["config"] == cfg and r["model"] == rs[-1]["model"]])
         paths = write_outputs(out, rs, {"task": t, "config": cfg}, {"label": rs[0].get("target")}, plots=plots)
-        echo(table_text(summarize(rs)))
+        echo(render_table(summarize_task(rs)))
         for kind, p in paths.items():
             echo(f"  {kind:<16} {p}")
         echo("")
+
+
+@eval_app.command("kv")
+def kv_cmd(
+    target: str = typer.Argument(..., metavar="PRESET|MODEL",
+                                 help="A preset name, a GGUF file or a named model (smollm2)."),
+    lengths: str = typer.Option("2k,8k", "--lengths", help=_LENGTHS_HELP),
+    kv: str = typer.Option("f16,q8_0,q8_0/q4_0,q4_0", "--kv",
+                           help="K/V cache pairs compared with f16: a type (K = V) or K/V, e.g. q8_0/q4_0."),
+    variants: Optional[str] = typer.Option(None, "--variants",
+                                           help="RoPE variants (default: preset for a preset, else yarn). "
+                                                + _VARIANTS_HELP),
+    chunks: int = typer.Option(1, "--chunks", help="llama-perplexity --chunks per run."),
+    depths: str = typer.Option("0.5", "--depths", help="Passkey depths per K/V pair (0 start .. 1 end)."),
+    trials: int = typer.Option(1, "--trials", help="Passkey runs per (length, depth, K/V pair)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the passkeys."),
+    bench_dir: Optional[str] = typer.Option(None, "--bench",
+                                            help="A `ggufrope bench --out` folder: show its speeds per KV type."),
+    out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
+    plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
+                                           help="Plan every variant for this context instead of each length."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
+    text_offset: float = typer.Option(0.0, "--text-offset", help="Start of the scored text in the corpus (0..1)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plot."),
+    as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
+) -> None:
+    """What a quantized KV cache costs in quality: per length, f16 logits as the base, then per
+    K/V pair Δperplexity, mean and 99% KL divergence, same-top-token % and passkey, next to the
+    planner's KV memory and `bench` speed."""
+    from ggufrope.evaluation import EvalSpec, parse_depths, parse_lengths, parse_variants, resolve_target
+    from ggufrope.evaluation.kv_quality import parse_kv_pairs, run_kv_sweep, summarize, table_text
+    from ggufrope.evaluation.results import write_outputs
+    tgt = resolve_target(target, log=note)
+    names = parse_variants(variants) if variants else (("preset",) if tgt.preset else ("yarn",))
+    spec = EvalSpec(task="kv", lengths=parse_lengths(lengths), depths=parse_depths(depths), variants=names,
+                    trials=trials, seed=seed, chunks=chunks, plan_ctx=plan_ctx, threads=threads,
+                    text_offset=text_offset, kv_pairs=parse_kv_pairs(kv))
+    note(f"kv: {tgt.model}" + (f" (preset {tgt.preset})" if tgt.preset else "")
+         + f"; lengths {','.join(map(str, spec.lengths))}; K/V {','.join(spec.kv_pairs)} against f16; "
+         f"variants {','.join(names)}; chunks {chunks}; passkey depths {depths} x {trials}; results in {out}")
+    _term_as_interrupt()
+    records = run_kv_sweep(spec, tgt, out, bench_dir=bench_dir, on_event=_progress("kv"))
+    paths = write_outputs(out, records, spec.to_dict(), {"label": tgt.label, "model": tgt.model,
+                                                         "preset": tgt.preset}, spec.variants, plots=plots)
+    summary = summarize(records, spec.variants)
+    if as_json:
+        print_json({"summary": summary, "files": paths})
+        return
+    echo(table_text(summary))
+    echo("")
+    for kind, p in paths.items():
+        echo(f"  {kind:<16} {p}")
 
 
 # -- bench -----------------------------------------------------------------------------------
@@ -224,7 +302,7 @@ def bench_cmd(
         sys.stderr.flush()
 
     _term_as_interrupt()
-    records = bench.run_bench(spec, tgt.model, tgt.label, out, on_event=on_event)
+    records = bench.run_bench(spec, tgt.facts, tgt.label, out, on_event=on_event)
     paths = bench.write_outputs(out, records, plots=plots)
     if as_json:
         print_json({"records": records, "files": paths})

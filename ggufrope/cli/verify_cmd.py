@@ -39,9 +39,10 @@ def verify_cmd(
     for --ctx and runtime flags. Exit 1 on any disagreement."""
     from ggufrope.build import native
     from ggufrope.build.ensure import ensure_build
-    from ggufrope.gguf import read_header
+    from ggufrope.model_facts import read_model_facts
     from ggufrope.models import resolve
-    from ggufrope.settings import ModelInfo, RopeSettings
+    from ggufrope.settings import RopeSettings
+    from ggufrope.settings.projection import settings_flags
     from ggufrope.verify import compare
     try:
         rope = RopeSettings(scaling_type=rope_scaling, scaling_factor=rope_scale, freq_base=rope_freq_base,
@@ -51,11 +52,10 @@ def verify_cmd(
     except UsageError as e:
         raise UsageError(f"{model}: {e}") from None
     path = resolve(model, log=note)
-    with read_header(path) as h:
-        info = ModelInfo.from_metadata(h)
+    facts = read_model_facts(path)
     res = ensure_build(log=note)
     doc = native.probe(res.bin_dir, path, rope=rope, ctx=ctx)
-    rows = compare(info, doc)
+    rows = compare(facts, doc)
     bad = [r for r in rows if not r.ok]
     if as_json:
         print_json({"model": path, "llama_cpp": res.source.commit, "rows": [r.__dict__ for r in rows],
@@ -67,7 +67,7 @@ def verify_cmd(
                      "ok" if r.ok else "DIFFERS" if r.reported else "MISSING"] for r in rows]))
         eff = doc.get("effective")
         if eff:
-            flags = " ".join(rope.to_llama_args(include_ctx=False))
+            flags = " ".join(settings_flags(rope))
             echo(f"effective at n_ctx {eff['n_ctx']}{' with ' + flags if flags else ''}:")
             keys = ["rope_scaling_type", "freq_base", "freq_scale", "n_ctx_orig_yarn", "yarn_ext_factor",
                     "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_corr_dims", "n_ctx_train_after"]

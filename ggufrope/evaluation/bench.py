@@ -11,7 +11,7 @@ Memory: llama-bench reports none, so two measurements, each named in the output:
                `llama_kv_cache: size = X MiB (N cells, ...)` at -c C+P+N (one token, -lv 4);
   peak_rss_mib the llama-bench process's peak resident memory (os.wait4), which includes the
                weights, compute buffers and the part of the cache actually written.
-and the planner's estimate, ModelInfo.kv_cache_bytes at the same number of cells."""
+and the planner's estimate, ModelFacts.info.kv_cache_bytes at the same number of cells."""
 from __future__ import annotations
 
 import json
@@ -23,6 +23,7 @@ from typing import Callable, Mapping, Sequence
 from ggufrope.errors import EngineError, UsageError
 from ggufrope.evaluation import engine, journal
 from ggufrope.evaluation.proc import Runner, run_tool
+from ggufrope.model_facts import ModelFacts
 
 BENCH_JOURNAL = "bench.jsonl"
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -82,10 +83,9 @@ def kv_probe_argv(exe: str, model: str, n_ctx: int, kv: str) -> list[str]:
             "-no-cnv", "--no-warmup", "-lv", "4"]
 
 
-def measure_one(binaries: Mapping[str, str], model: str, ctx: int, kv: str, spec: BenchSpec,
+def measure_one(binaries: Mapping[str, str], facts: ModelFacts, ctx: int, kv: str, spec: BenchSpec,
                 runner: Runner = run_tool) -> dict:
-    from ggufrope.gguf import read_header
-    from ggufrope.settings import ModelInfo
+    model = facts.path
     r = runner(bench_argv(binaries["llama-bench"], model, ctx, kv, spec), None, None)
     if r.returncode != 0:
         sig = r.crashed()
@@ -105,18 +105,18 @@ def measure_one(binaries: Mapping[str, str], model: str, ctx: int, kv: str, spec
     m = engine._KV.search(log)
     cells = int(m.group(2)) if m else n_ctx
     rec.update(n_ctx=n_ctx, kv_cells=cells, kv_log_mib=float(m.group(1)) if m else None)
-    with read_header(model) as h:
-        info = ModelInfo.from_metadata(h)
-    rec["kv_plan_mib"] = round(info.kv_cache_bytes(cells, kv) / 2**20, 2)
+    rec["kv_plan_mib"] = round(facts.info.kv_cache_bytes(cells, kv) / 2**20, 2)
     if rec["kv_log_mib"]:
         rec["kv_plan_error_pct"] = round(100 * (rec["kv_plan_mib"] - rec["kv_log_mib"]) / rec["kv_log_mib"], 2)
     return rec
 
 
-def run_bench(spec: BenchSpec, model: str, label: str, out_dir: str, binaries: Mapping[str, str] | None = None,
+def run_bench(spec: BenchSpec, facts: ModelFacts, label: str, out_dir: str, binaries: Mapping[str, str] | None = None,
               runner: Runner = run_tool, env: Mapping[str, str] | None = None,
               on_event: Callable[[dict], None] = lambda e: None) -> list[dict]:
-    """Measure every (kv type, context) not yet in bench.jsonl; return this spec's records."""
+    """Measure every (kv type, context) not yet in bench.jsonl for the model of facts (read once
+    by the caller); return this spec's records."""
+    model = facts.path
     if binaries is None:
         from ggufrope.build.ensure import ensure_build
         binaries = ensure_build(env=env).binaries
@@ -138,7 +138,7 @@ def run_bench(spec: BenchSpec, model: str, label: str, out_dir: str, binaries: M
                   "elapsed": time.monotonic() - t0})
         base = {"task": "bench", **mid, "target": label, "spec": key, "kv": kv, "context": c}
         try:
-            rec = {**base, **measure_one(binaries, model, c, kv, spec, runner), "status": "ok"}
+            rec = {**base, **measure_one(binaries, facts, c, kv, spec, runner), "status": "ok"}
         except EngineError as e:
             rec = {**base, "status": "error", "error": str(e)}
         rec["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -121,8 +121,9 @@ class Sweep:
     @property
     def facts(self):
         if self._facts is None:
-            from ggufrope.planning import read_facts
-            self._facts = read_facts(self.target.model)
+            from ggufrope.planning import read_facts, require_rope
+            t = self.target
+            self._facts = require_rope(t.facts) if t.facts is not None else read_facts(t.model)
         return self._facts
 
     def variant(self, name: str, length: int) -> Variant:

@@ -1,12 +1,13 @@
 """PRESET|MODEL -> what to evaluate. The one adapter between the evaluation and the presets
 package: everything else here sees only a `Target` (a model file, and the RoPE settings a
-preset asks for, if the argument named one)."""
+preset asks for, if the argument named one, and the model's facts from its one header read)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ggufrope.model_facts import ModelFacts, read_model_facts
 from ggufrope.settings import RopeSettings
 
 
@@ -17,6 +18,8 @@ class Target:
     preset: str | None = None          # the preset's name when the argument was one
     preset_rope: RopeSettings | None = None   # the preset's resolved RoPE settings
     preset_notes: tuple[str, ...] = ()
+    # read once by resolve_target; None for a Target built by hand (Sweep.facts reads it then)
+    facts: ModelFacts | None = field(default=None, compare=False, repr=False)
 
 
 def _preset_names(env: Mapping[str, str]) -> set[str]:
@@ -37,7 +40,7 @@ def resolve_target(arg: str, env: Mapping[str, str] | None = None,
         return _from_preset(arg, env, log)
     from ggufrope.models import resolve
     path = resolve(arg, env, log)
-    return Target(label=arg, model=path)
+    return Target(label=arg, model=path, facts=read_model_facts(path))
 
 
 def _from_preset(arg: str, env: Mapping[str, str], log: Callable[[str], None]) -> Target:
@@ -56,11 +59,13 @@ def _from_preset(arg: str, env: Mapping[str, str], log: Callable[[str], None]) -
         path = resolve_model(p, env, log=log)
     except (ImportError, TypeError):
         path = models.resolve(p.model, env, log)
+    facts = read_model_facts(path)
     rope, notes = RopeSettings(), []
     if p.rope_plan:
-        from ggufrope.planning import make_plan, read_facts
+        from ggufrope.planning import make_plan, require_rope
         method, ctx = p.rope_plan
-        plan = make_plan(read_facts(path), ctx, method)
+        plan = make_plan(require_rope(facts), ctx, method)
         rope, notes = plan.settings or RopeSettings(), list(plan.notes)
     rope = rope.merged(p.rope)
-    return Target(label=p.name, model=path, preset=p.name, preset_rope=rope, preset_notes=tuple(notes))
+    return Target(label=p.name, model=path, preset=p.name, preset_rope=rope, preset_notes=tuple(notes),
+                  facts=facts)

@@ -59,6 +59,21 @@ def split_by_reader(settings: RopeSettings, arch: str) -> tuple[RopeSettings, Ro
     return RopeSettings(**read), RopeSettings(**runtime)
 
 
+def settings_flags(settings: RopeSettings, arch: str | None = None) -> list[str]:
+    """llama.cpp runtime flags for settings alone (no model facts, no -c, so no context
+    override). `arch` names the --override-kv keys of settings that have no flag; without it
+    they are left out."""
+    args = Projection(arch or "", settings).llama_args()
+    if arch:
+        return args
+    keep: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--override-kv" or (i and args[i - 1] == "--override-kv"):
+            continue
+        keep.append(a)
+    return keep
+
+
 def settings_reach(want: RopeSettings, file_rope: RopeSettings, trained: int) -> int:
     """How far RoPE settings reach: context_length when set, else original x factor for a
     scaling type that stretches, else the file's context_length."""

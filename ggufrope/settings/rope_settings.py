@@ -5,8 +5,8 @@ settings alone: GGUF key/values (`to_gguf`), `--override-kv` items (`to_override
 Hugging Face `rope_scaling` dict (`to_hf_rope_scaling`), the config.json keys it changes
 (`to_hf_config`), transformers >= 5's `rope_parameters` (`to_hf_rope_parameters`) and vLLM's
 serve flags (`to_vllm_args`). A launch (settings + model facts + context + apply mode) is
-projected onto llama.cpp's argv and llama-cpp-python's kwargs by settings/projection.py;
-`to_llama_args` is its settings-only case.
+projected onto llama.cpp's argv and llama-cpp-python's kwargs by settings/projection.py
+(`settings_flags` there is the settings-only case).
 """
 from __future__ import annotations
 
@@ -122,22 +122,6 @@ class RopeSettings:
                 text = str(v)
             out.append(f"{key}={OVERRIDE_TYPES[vtype]}:{text}")
         return out
-
-    def to_llama_args(self, arch: str | None = None, include_ctx: bool = True) -> list[str]:
-        """llama.cpp runtime flags for these settings alone (no model facts, so no context
-        override): settings/projection.py computes them; `arch` names the --override-kv keys
-        of settings without a flag (without it they are left out)."""
-        from ggufrope.settings.projection import Projection
-        p = Projection(arch or "", self, n_ctx=(self.context_length or 0) if include_ctx else 0)
-        args = p.llama_args()
-        if not arch:
-            keep: list[str] = []
-            for i, a in enumerate(args):
-                if a == "--override-kv" or (i and args[i - 1] == "--override-kv"):
-                    continue
-                keep.append(a)
-            args = keep
-        return args
 
     def to_hf_rope_scaling(self) -> dict[str, Any] | None:
         """Hugging Face config.json `rope_scaling` (None when no scaling)."""
