@@ -236,6 +236,17 @@ def test_plan_module_keeps_heavy_imports_lazy():
     assert r.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.parametrize("method", ["yarn", "linear", "ntk", "dynamic"])
+def test_plan_settings_load_no_numpy(tiny_model, method):
+    """A plan's settings (what `run --dry-run` of a `plan = "METHOD:N"` preset needs) are scalar
+    math; numpy loads only for the per-pair effects `plan` shows."""
+    code = ("import sys; from ggufrope.planning import make_plan, read_facts; "
+            f"p = make_plan(read_facts({tiny_model(n_ctx=1024)!r}), 4096, {method!r}); "
+            "print(p.settings is not None, 'numpy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert r.stdout.split() == ["True", "False"]
+
+
 @pytest.mark.parametrize("args,code,msg", [
     pytest.param(["--ctx", "32768", "--method", "rope"], 2, "unknown method 'rope'", id="method"),
     pytest.param(["--ctx", "0"], 2, "--ctx must be positive", id="ctx-zero"),

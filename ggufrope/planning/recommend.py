@@ -90,12 +90,12 @@ class Plan:
 
 def ntk_base(freq_base: float, factor: float, n_dims: int) -> float:
     """NTK-aware base rounded to the float32 llama.cpp stores, so every dialect states one number."""
-    from ggufrope.rope import ntk_aware_base
+    from ggufrope.rope.ntk_base import ntk_aware_base  # plain math: no numpy on the plan path
     return float(fmt_float(ntk_aware_base(freq_base, factor, n_dims)))
 
 
 def dynamic_base_at(freq_base: float, factor: float, n_dims: int, seq_len: int, trained: int) -> float:
-    from ggufrope.rope import dynamic_ntk_base
+    from ggufrope.rope.ntk_base import dynamic_ntk_base
     return float(fmt_float(dynamic_ntk_base(freq_base, factor, n_dims, seq_len, trained)))
 
 

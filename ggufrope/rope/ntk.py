@@ -14,16 +14,9 @@ llama.cpp has neither; a fixed base change there is ``--rope-freq-base``.
 
 from __future__ import annotations
 
-from .base import base_inv_freq, check_n_dims, check_positive
+from .base import base_inv_freq
+from .ntk_base import dynamic_ntk_base, ntk_aware_base  # noqa: F401  (re-exported)
 from .results import RopeFrequencies
-
-
-def ntk_aware_base(freq_base: float, factor: float, n_dims: int) -> float:
-    """``freq_base * factor ** (n_dims / (n_dims - 2))`` (YaRN paper sec. 3.1)."""
-    n = check_n_dims(n_dims)
-    if n < 4:
-        raise ValueError("NTK base change needs n_dims >= 4")
-    return check_positive("freq_base", freq_base) * check_positive("factor", factor) ** (n / (n - 2))
 
 
 def rope_ntk_aware(n_dims: int, freq_base: float, factor: float) -> RopeFrequencies:
@@ -31,22 +24,6 @@ def rope_ntk_aware(n_dims: int, freq_base: float, factor: float) -> RopeFrequenc
     new_base = ntk_aware_base(freq_base, factor, n_dims)
     return RopeFrequencies("ntk", base_inv_freq(n_dims, new_base), 1.0, base_inv_freq(n_dims, freq_base),
                            factor=float(factor))
-
-
-def dynamic_ntk_base(freq_base: float, factor: float, n_dims: int, seq_len: int | None,
-                     max_position_embeddings: int) -> float:
-    """Dynamic NTK base for a sequence of ``seq_len`` tokens (HF modeling_rope_utils.py:330-341).
-
-    ``seq_len`` None means ``max_position_embeddings`` (HF's value at init); shorter
-    sequences are clamped up, so the result is ``freq_base`` until seq_len exceeds it.
-    """
-    n = check_n_dims(n_dims)
-    if n < 4:
-        raise ValueError("NTK base change needs n_dims >= 4")
-    s = check_positive("factor", factor)
-    max_pos = check_positive("max_position_embeddings", max_position_embeddings)
-    length = max_pos if seq_len is None else max(float(seq_len), max_pos)
-    return check_positive("freq_base", freq_base) * ((s * length / max_pos) - (s - 1.0)) ** (n / (n - 2))
 
 
 def rope_dynamic_ntk(n_dims: int, freq_base: float, factor: float, seq_len: int | None,
