@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ggufrope import paths
+from ggufrope.build import webui
 from ggufrope.build.source import SourceInfo
 from ggufrope.build.spec import BuildSpec
 from ggufrope.childproc import log_tail
@@ -141,25 +142,32 @@ def build(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress:
     bdir = build_dir(spec, source, env)
     root = repo_root()
     nhash = native_hash(root)
-    if not force and (res := _cached(bdir, nhash, spec, source)) is not None:
+    ui = webui.wanted(source.path, env) if _serves_ui(spec) else None
+    if not force and (res := _cached(bdir, nhash, ui, spec, source)) is not None:
         return res
     os.makedirs(bdir, exist_ok=True)
     with exclusive(os.path.join(bdir, "build.lock"), log, f"building {bdir}"):
-        if not force and (res := _cached(bdir, nhash, spec, source)) is not None:
+        if not force and (res := _cached(bdir, nhash, ui, spec, source)) is not None:
             return res
-        return _build_locked(spec, source, env, progress, log, smoke, offline, bdir, root, nhash)
+        return _build_locked(spec, source, env, progress, log, smoke, offline, bdir, root, nhash, force)
 
 
-def _cached(bdir: str, nhash: str, spec: BuildSpec, source: SourceInfo) -> BuildResult | None:
+def _serves_ui(spec: BuildSpec) -> bool:
+    return "llama-server" in spec.build_targets
+
+
+def _cached(bdir: str, nhash: str, ui: str | None, spec: BuildSpec, source: SourceInfo) -> BuildResult | None:
+    """The stamped build, unless ggufrope's native sources or the web UI it should embed changed
+    (both rebuild incrementally in the same dir: the UI costs a ui.cpp compile and relinks)."""
     stamp = load_stamp(bdir)
-    if stamp and stamp.get("native_hash") == nhash:
+    if stamp and stamp.get("native_hash") == nhash and stamp.get("ui") == ui:
         return _result_from_stamp(bdir, stamp, spec, source)
     return None
 
 
 def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], progress: Progress | None,
                   log: Callable[[str], None], smoke: Callable[[BuildResult], str | None] | None, offline: bool,
-                  bdir: str, root: str, nhash: str) -> BuildResult:
+                  bdir: str, root: str, nhash: str, force: bool = False) -> BuildResult:
     """Configure, build, check and stamp; the caller holds bdir's lock."""
     log_path = os.path.join(bdir, "build.log")
     generator = "Ninja" if shutil.which("ninja") else None
@@ -179,6 +187,11 @@ def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], p
     t0 = time.monotonic()
     log(f"configuring {spec.name()} ({source.path} @ {source.commit}); log: {log_path}")
     _run_logged(configure, log_path, env, None, "cmake configure")
+    ui = webui.ensure(source.path, env, log, force) if _serves_ui(spec) else webui.UiState(None, None, "")
+    webui.place(ui, bdir)   # before the build: llama.cpp's ui-assets step embeds what is there
+    if ui.why:
+        log(f"llama-server without its web UI: {ui.why}")
+    checks["ui"] = {"key": ui.stamp, "why": ui.why}
     log(f"building {len(spec.build_targets)} targets")
     _run_logged(build_cmd, log_path, env, progress, "build")
     bin_dir = os.path.join(bdir, "build", "bin")
@@ -194,7 +207,7 @@ def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], p
     if smoke is not None:
         checks["smoke"] = smoke(res) or "passed"
     with open(os.path.join(bdir, "build.json.tmp"), "w") as f:
-        json.dump({**res.to_dict(), "native_hash": nhash, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        json.dump({**res.to_dict(), "native_hash": nhash, "ui": ui.stamp, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "python": sys.version.split()[0]}, f, indent=2)
     os.replace(os.path.join(bdir, "build.json.tmp"), os.path.join(bdir, "build.json"))
     return res

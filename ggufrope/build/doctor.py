@@ -26,7 +26,8 @@ def tools(w: World) -> list[Tool]:
     out = []
     for name, args in (("cmake", ("--version",)), ("ninja", ("--version",)), ("c++", ("--version",)),
                        ("ccache", ("--version",)), ("git", ("--version",)), ("nvcc", ("--version",)),
-                       ("glslc", ("--version",)), ("hipcc", ("--version",)), ("xcrun", ("--version",))):
+                       ("glslc", ("--version",)), ("hipcc", ("--version",)), ("xcrun", ("--version",)),
+                       ("node", ("--version",)), ("npm", ("--version",))):
         p = w.which(name)
         out.append(Tool(name, p, w.version(p, *args) if p else None))
     vk = (w.glob("/usr/lib/x86_64-linux-gnu/libvulkan.so*") + w.glob("/usr/lib64/libvulkan.so*")
@@ -34,6 +35,14 @@ def tools(w: World) -> list[Tool]:
     out.append(Tool("libvulkan", vk[0] if vk else None))
     out.append(Tool("vulkan headers", "/usr/include/vulkan/vulkan.h" if w.exists("/usr/include/vulkan/vulkan.h") else None))
     return out
+
+
+def web_ui_note(w: World) -> str:
+    """Whether builds can embed llama-server's web chat page (built once with node/npm: build/webui.py)."""
+    from ggufrope.build import webui
+    why = webui.node_problem(w.which, lambda argv: w.run(argv))
+    return "web UI: " + (why if why else "node and npm found: llama-server builds embed llama.cpp's chat page "
+                                          "(npm runs once per llama.cpp UI source)")
 
 
 def cpu_note(flags: set[str]) -> str:

@@ -256,7 +256,7 @@ def build_clean(names: List[str] = typer.Argument(None, help="Build names (see `
 def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Toolchains present, and what each backend still lacks."""
     from ggufrope.build import cuda_toolkit
-    from ggufrope.build.doctor import World, backends, cpu_flags, cpu_note, tools
+    from ggufrope.build.doctor import World, backends, cpu_flags, cpu_note, tools, web_ui_note
     w = World()
     ts = tools(w)
     tk = cuda_toolkit.detect(w)
@@ -264,7 +264,7 @@ def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     cpu = cpu_note(cpu_flags())
     if as_json:
         print_json({"tools": [t.__dict__ for t in ts], "cuda_toolkit": tk.to_dict(),
-                    "backends": [b.__dict__ for b in bs], "cpu": cpu})
+                    "backends": [b.__dict__ for b in bs], "cpu": cpu, "web_ui": web_ui_note(w)})
         return
     echo("toolchains:")
     echo(table([[t.name, t.version or ("found" if t.path else "-"), t.path or "not found"] for t in ts]))
@@ -276,4 +276,5 @@ def doctor_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     echo("backends:")
     for b in bs:
         echo(f"  {b.backend:<7} {'ready' if b.ready else 'missing: ' + '; '.join(b.missing)}")
+    echo(web_ui_note(w))
     echo(cpu)

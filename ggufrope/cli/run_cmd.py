@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -34,6 +34,8 @@ def _binary(p, tool: str, dry_run: bool, prep=None) -> str:
     b = binaries.locate(p, os.environ, tool, build=not dry_run, progress=Progress("build"), log=note)
     if not b.built:
         note(f"no {b.source}: `ggufrope run` builds it first (or `ggufrope build --for-preset {p.name}`)")
+    if tool == "llama-server" and not dry_run and (why := binaries.web_ui(b)):
+        note(why)
     if prep is not None and prep.workers:
         _check_worker_versions(b, prep.workers, dry_run)
     return binaries.tool_argv0(b, tool)
@@ -139,18 +141,34 @@ def _blamed(e, eps):
 @preset_options(rpc=True)
 def serve_cmd(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Preset name (or a .toml path)."),
+    names: Optional[List[str]] = typer.Argument(None, help="Preset name(s) (or .toml paths). Two or more: one "
+                                                           "llama-server in router mode, a model per preset."),
     host: Optional[str] = typer.Option(None, "--host", help="Listen address (server.host; default 127.0.0.1)."),
     port: Optional[str] = typer.Option(None, "--port", help='Port (server.port), or "auto" for a free one.'),
+    all_presets: bool = typer.Option(False, "--all", help="Serve every preset of your own (the user presets "
+                                                          "directory) behind one router."),
+    models_max: Optional[int] = typer.Option(None, "--models-max", help="With several presets: how many may be "
+                                             "loaded at once (default: all; memory is checked for that many)."),
     dry_run: bool = DRY_RUN,
     verbose: bool = typer.Option(False, "--verbose", help="Show llama-server's log on the terminal."),
     preset: PresetOptions = None,
 ) -> None:
-    """Serve a preset with llama-server (OpenAI-compatible API on 127.0.0.1 by default): waits
-    until /health answers, prints the URL, stops cleanly on Ctrl-C or SIGTERM. With RPC workers
-    (rpc / --rpc) a worker that goes away ends the session with an error naming it."""
-    p = preset.load(name, **{"server.host": host, "server.port": port})
-    raise typer.Exit(_serve(p, dry_run, verbose, _extra(ctx)))
+    """Serve a preset with llama-server (OpenAI-compatible API and llama.cpp's web chat on
+    127.0.0.1 by default): waits until /health answers, prints the URL, stops cleanly on Ctrl-C or
+    SIGTERM. Several presets (or --all) share one llama-server in router mode: the request's
+    `model` field picks the preset. With RPC workers (rpc / --rpc) a worker that goes away ends
+    the session with an error naming it."""
+    from ggufrope.cli.serve_router import split_names
+    given, extra = split_names(list(names or []), _extra(ctx))
+    more = {"server.host": host, "server.port": port}
+    if all_presets or len(given) > 1:
+        from ggufrope.cli.serve_router import serve_router
+        raise typer.Exit(serve_router(given, all_presets, preset, more, models_max, dry_run, extra))
+    if models_max is not None:
+        from ggufrope.errors import UsageError
+        raise UsageError("--models-max applies to several presets (serve A B, or --all)")
+    p = preset.load(given[0] if given else None, **more)
+    raise typer.Exit(_serve(p, dry_run, verbose, extra))
 
 
 def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:

@@ -92,7 +92,7 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
         return Binaries(d, "build.bin_dir", True, src.get("path"), src.get("commit"))
     found = find_build(p, env, tool)
     if found is not None:
-        return found
+        return _with_web_ui(found, env, progress, log) if tool == "llama-server" and build else found
     if not build:
         return Binaries("", f"{p.build_spec().name()} (not built yet)", False)
     from ggufrope.build import builder
@@ -106,6 +106,38 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
     if tool not in res.binaries:
         raise BuildError(f"{res.dir}: the build has no {tool}")
     return Binaries(res.bin_dir, spec.name(), True, src.path, src.commit)
+
+
+def _with_web_ui(b: Binaries, env: Mapping[str, str], progress: Progress | None,
+                 log: Callable[[str], None]) -> Binaries:
+    """A found llama-server build made before its web UI could be embedded (no npm then, or
+    built before ggufrope embedded it) is rebuilt in place when the page can be had now: an
+    incremental build (the UI's ui.cpp and a relink), npm once per UI source."""
+    from ggufrope.build import builder, webui
+    stamp = builder.load_stamp(os.path.join(b.bin_dir, os.pardir, os.pardir)) or {}
+    if not b.source_dir or not os.path.isdir(b.source_dir) or "spec" not in stamp:
+        return b
+    want = webui.wanted(b.source_dir, env)
+    if stamp.get("ui") == want:
+        return b
+    from ggufrope.build.smoke import smoke_test
+    from ggufrope.build.source import source_info
+    log(f"adding llama.cpp's web UI to the {b.source} build (an incremental rebuild)")
+    res = builder.build(_spec_from_stamp(stamp["spec"]), source_info(b.source_dir), env, progress=progress,
+                        log=log, smoke=smoke_test)
+    return Binaries(res.bin_dir, b.source, True, b.source_dir, b.commit)
+
+
+def web_ui(b: Binaries) -> str | None:
+    """None when b's llama-server embeds the web chat page; else why not, in one line."""
+    from ggufrope.build import builder
+    if not b.built or b.source == "build.bin_dir":
+        return None   # not ggufrope's build: whether it has the page is not ours to say
+    stamp = builder.load_stamp(os.path.join(b.bin_dir, os.pardir, os.pardir)) or {}
+    if stamp.get("ui"):
+        return None
+    why = ((stamp.get("checks") or {}).get("ui") or {}).get("why") or "built before ggufrope embedded it"
+    return f"this llama-server has no web chat page ({why})"
 
 
 def tool_argv0(b: Binaries, tool: str) -> str:

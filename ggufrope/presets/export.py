@@ -25,22 +25,31 @@ FORMATS = ("llama-ini", "llama-swap", "llama-cpp-server")
 def to_llama_ini(prep: Prepared, section: str | None = None) -> str:
     p = prep.preset
     name = section or p.name
-    args = prep.to_llama_args("llama-server")
-    # host/port belong to the router command line, not a model section
-    merged = {k: v for k, v in argv_to_ini(args) if k not in ("host", "port", "alias")}
     lines = [f"; ggufrope preset {p.name!r} exported for llama.cpp (docs/preset.md)",
              f"; model {prep.model.path}" + (f" (patched copy {prep.run_model})" if prep.run_model != prep.model.path else ""),
              f"; ctx {prep.n_ctx}" + (" (ctx = auto, resolved on this machine)" if p.ctx == "auto" else ""),
-             "version = 1", "", f"[{name}]"]
+             "version = 1", ""]
     if prep.api_key:   # a key belongs to the router's environment, not to a file others may read
         lines[3:3] = [f"; the API key is not written here: start llama-server with {secrets.ENV_VAR} set "
                       f"(or --api-key-file FILE)"]
+    return "\n".join(lines + ini_section(prep, name)) + "\n"
+
+
+def ini_section(prep: Prepared, name: str, more: dict[str, str] | None = None) -> list[str]:
+    """One `[name]` section of llama.cpp's INI preset: the preset's llama-server arguments (the
+    one projection) less what belongs to the router's command line, then `more` (preset-only
+    keys such as load-on-startup)."""
+    args = prep.to_llama_args("llama-server")
+    # host/port belong to the router command line, not a model section
+    merged = {k: v for k, v in argv_to_ini(args) if k not in ("host", "port", "alias")}
+    merged.update(more or {})
     width = max((len(k) for k in merged), default=0)
+    lines = [f"[{name}]"]
     for k, v in merged.items():
         if "\n" in v:
             v = v.replace("\n", "\\\n")
         lines.append(f"{k.ljust(width)} = {v}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _yaml_str(s: str) -> str:

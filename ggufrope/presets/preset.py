@@ -47,6 +47,7 @@ class Server:
     port: int | str = 8080
     api_key: str | None = None
     ready_timeout: int = 300
+    load_on_startup: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class Preset:
             engine=v["engine"], system_prompt=v["system_prompt"] or None, chat_template=v["chat_template"] or None,
             extra_args=tuple(v["extra_args"]), rpc=tuple(v["rpc"]), tensor_split=tuple(v["tensor_split"]),
             rope_plan=v["rope.plan"], rope=rope,
-            server=Server(v["server.host"], v["server.port"], v["server.api_key"] or None, v["server.ready_timeout"]),
+            server=Server(v["server.host"], v["server.port"], v["server.api_key"] or None, v["server.ready_timeout"],
+                          v["server.load_on_startup"]),
             sampling=Sampling(**{f.name: v[f"sampling.{f.name}"] for f in fields(Sampling)}),
             build=BuildNeeds(v["build.backend"], tuple(v["build.kv_pairs"]), v["build.bin_dir"] or None),
             headroom_mib=v["memory.headroom_mib"],

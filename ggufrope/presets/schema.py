@@ -309,6 +309,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("server.api_key_file", "str", None,
               "a file holding the API key (the first line that is not blank or a # comment; keep it chmod 600)"),
     FieldSpec("server.ready_timeout", "int", 300, "seconds to wait for /health before giving up", minimum=1),
+    FieldSpec("server.load_on_startup", "bool", False,
+              "in a multi-preset `ggufrope serve A B`: load this model when the server starts (else on its "
+              "first request)"),
     FieldSpec("sampling.temperature", "float", None, "sampling temperature (--temp)", minimum=0),
     FieldSpec("sampling.top_p", "float", None, "top-p (--top-p)", minimum=0),
     FieldSpec("sampling.top_k", "int", None, "top-k (--top-k; 0 = off)", minimum=0),
