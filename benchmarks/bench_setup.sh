@@ -18,11 +18,13 @@ AFTER=${2:?after revision or "worktree"}
 WORK=${3:-/tmp/ggufrope-bench-setup}
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PROMPT="Explain RoPE scaling in one sentence."
-rm -rf "$WORK"
+ONLY=${ONLY:-}   # ONLY=before or ONLY=after runs one of the two (keeps the other's results in WORKDIR)
 mkdir -p "$WORK"
 
 run() {  # label rev
   local label=$1 rev=$2 dir="$WORK/$1" home="$WORK/$1-home"
+  if [ -n "$ONLY" ] && [ "$ONLY" != "$label" ]; then return 0; fi
+  rm -rf "$dir" "$home" "$WORK/$label-pip-cache" "$WORK/$label.log" "$WORK/$label.time"
   git clone -q "$REPO" "$dir"
   if [ "${rev#file:}" != "$rev" ]; then
     cp "${rev#file:}" "$dir/bootstrap"
@@ -39,9 +41,9 @@ run() {  # label rev
   wall=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$WORK/$label.time")
   user=$(sed -n 's/.*User time (seconds): //p' "$WORK/$label.time")
   sys=$(sed -n 's/.*System time (seconds): //p' "$WORK/$label.time")
-  local compiled=0
-  compiled=$(ls "$home/wheels"/llama_cpp_python-*.whl 2>/dev/null | wc -l)   # a compiled llama-cpp-python
-  local builds; builds=$(ls "$home/builds" 2>/dev/null | wc -l)              # ggufrope llama.cpp builds
+  local compiled builds
+  compiled=$(find "$home/wheels" -maxdepth 1 -name 'llama_cpp_python-*.whl' | wc -l)   # a compiled llama-cpp-python
+  builds=$(find "$home/builds" -mindepth 1 -maxdepth 1 -type d | wc -l)                # ggufrope llama.cpp builds
   printf '%s (%s): wall %s, CPU %.0f s (user %s + sys %s); llama.cpp compiles: %d llama-cpp-python + %d ggufrope; load %s -> %s\n' \
     "$label" "$rev" "$wall" "$(echo "$user + $sys" | bc)" "$user" "$sys" "$compiled" "$builds" "$load0" "$load1"
 }
@@ -49,4 +51,4 @@ run() {  # label rev
 echo "bench_setup: $(date -u +%FT%TZ), $(nproc) cores, niced; README's first command, cold"
 run after "$AFTER"     # first: a broken change fails before the long run
 run before "$BEFORE"
-echo "answer (after): $(grep -v '^bootstrap:\|^note:\|^build:' "$WORK/after.log" | tail -n 3 | tr '\n' ' ')"
+[ "$ONLY" = before ] || echo "answer (after): $(grep -v '^bootstrap:\|^note:\|^build:' "$WORK/after.log" | tail -n 3 | tr '\n' ' ')"
