@@ -8,34 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parent.parent / "ggufrope"
 MAX_FUNCTION_LINES = 60
-
-# Issue #11 work still in progress in other hands: while the only findings left are these, the two
-# tests below xfail naming them; any other finding fails. Delete an entry when its fix lands.
-PENDING_CYCLES = {
-    frozenset({"ggufrope.settings.projection", "ggufrope.settings.rope_settings"}),  # settings split
-}
-PENDING_LONG = {
-    "ggufrope/build/tiny_model.py write_tiny_llama",    # build/ (CUDA work)
-    "ggufrope/cli/build_cmd.py build_cmd",              # thin CLI
-    "ggufrope/cli/plan_cmd.py render_plan_text",        # thin CLI
-    "ggufrope/edit/plan.py plan_edit",                  # edit layer
-    "ggufrope/planning/plot.py plot_plan",              # planning from facts
-    "ggufrope/planning/recommend.py recommend",         # planning from facts
-}
-
-
-def _allow_pending(found: list[tuple[object, str]], pending: set, what: str) -> None:
-    """found: (key, text) pairs. Fail on any whose key is not in `pending`; xfail, naming them,
-    when only pending ones are left."""
-    new = [text for key, text in found if key not in pending]
-    assert not new, what + ":\n" + "\n".join(new)
-    if found:
-        pytest.xfail(f"{what}, pending elsewhere in issue #11: " + "; ".join(text for _, text in found))
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
@@ -176,7 +150,7 @@ def _describe(comp: list[str]) -> str:
 
 def test_no_import_cycles():
     cycles = _cycles(GRAPH)
-    _allow_pending([(frozenset(c), _describe(c)) for c in cycles], PENDING_CYCLES, "import cycles in ggufrope/")
+    assert not cycles, "import cycles in ggufrope/:\n" + "\n".join(_describe(c) for c in cycles)
 
 
 def test_cycle_finder_sees_a_cycle():
@@ -228,5 +202,5 @@ def _long_functions(path: Path) -> list[str]:
 
 def test_functions_are_short_or_say_why():
     """Over 60 lines needs a `# long: <reason>` comment on the line before the def (or its first body line)."""
-    long = [(name, f"{name} ({where})") for p in sorted(PKG.rglob("*.py")) for name, where in _long_functions(p)]
-    _allow_pending(long, PENDING_LONG, f"functions over {MAX_FUNCTION_LINES} lines without a '# long:' reason")
+    long = [f"{name} ({where})" for p in sorted(PKG.rglob("*.py")) for name, where in _long_functions(p)]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines without a '# long:' reason:\n" + "\n".join(long)

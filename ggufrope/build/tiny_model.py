@@ -28,18 +28,7 @@ def write_tiny_llama(path: str, *, n_ctx: int = 256, head_dim: int = 32, n_head:
     w.add_rope_freq_base(freq_base)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    # SPM needs a byte token for every byte (llama_vocab::byte_to_token)
-    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + \
-           ["\u2581" + chr(ord("a") + i) for i in range(26)]
-    assert n_vocab == len(toks), f"n_vocab must be {len(toks)}"
-    w.add_token_list(toks)
-    w.add_token_scores([0.0] * len(toks))
-    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * 26)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
+    _add_vocab(w, n_vocab)
     for k, v in (extra or {}).items():
         w.add_key_value(k, v[1], v[0]) if isinstance(v, tuple) else w.add_string(k, v)
 
@@ -51,21 +40,43 @@ def write_tiny_llama(path: str, *, n_ctx: int = 256, head_dim: int = 32, n_head:
         else:
             w.add_tensor(name, data.astype(tensor_dtype))
 
-    t("token_embd.weight", n_vocab, n_embd)
-    t("output_norm.weight", n_embd)
-    t("output.weight", n_vocab, n_embd)
-    for i in range(n_layer):
-        t(f"blk.{i}.attn_norm.weight", n_embd)
-        t(f"blk.{i}.attn_q.weight", n_embd, n_embd)
-        t(f"blk.{i}.attn_k.weight", head_dim * n_head_kv, n_embd)
-        t(f"blk.{i}.attn_v.weight", head_dim * n_head_kv, n_embd)
-        t(f"blk.{i}.attn_output.weight", n_embd, n_embd)
-        t(f"blk.{i}.ffn_norm.weight", n_embd)
-        t(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        t(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
-        t(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+    for name, shape in _tensor_shapes(n_vocab, n_embd, n_layer, head_dim * n_head_kv, n_ff):
+        t(name, *shape)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _add_vocab(w, n_vocab: int) -> None:
+    """A SentencePiece vocabulary: <unk> <s> </s>, a byte token for every byte (SPM needs them:
+    llama_vocab::byte_to_token) and the 26 letters."""
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + \
+           ["\u2581" + chr(ord("a") + i) for i in range(26)]
+    assert n_vocab == len(toks), f"n_vocab must be {len(toks)}"
+    w.add_token_list(toks)
+    w.add_token_scores([0.0] * len(toks))
+    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * 26)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+
+
+def _tensor_shapes(n_vocab: int, n_embd: int, n_layer: int, n_embd_kv: int, n_ff: int):
+    """(name, shape) of every tensor of a llama graph, in file order."""
+    yield "token_embd.weight", (n_vocab, n_embd)
+    yield "output_norm.weight", (n_embd,)
+    yield "output.weight", (n_vocab, n_embd)
+    for i in range(n_layer):
+        yield f"blk.{i}.attn_norm.weight", (n_embd,)
+        yield f"blk.{i}.attn_q.weight", (n_embd, n_embd)
+        yield f"blk.{i}.attn_k.weight", (n_embd_kv, n_embd)
+        yield f"blk.{i}.attn_v.weight", (n_embd_kv, n_embd)
+        yield f"blk.{i}.attn_output.weight", (n_embd, n_embd)
+        yield f"blk.{i}.ffn_norm.weight", (n_embd,)
+        yield f"blk.{i}.ffn_gate.weight", (n_ff, n_embd)
+        yield f"blk.{i}.ffn_down.weight", (n_embd, n_ff)
+        yield f"blk.{i}.ffn_up.weight", (n_ff, n_embd)

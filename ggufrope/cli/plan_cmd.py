@@ -60,9 +60,17 @@ def _llama_section(d: dict, model: str, lines: list[str], label: str | None = No
 
 
 def render_plan_text(rep: dict) -> str:
+    lines = _plan_head(rep)
+    if rep["scaling_needed"]:
+        lines += ["", *_plan_effects(rep)]
+    lines += ["", *_plan_apply(rep), "", *_plan_other_engines(rep["dialects"]), "", *_plan_memory(rep)]
+    return "\n".join(lines)
+
+
+def _plan_head(rep: dict) -> list[str]:
+    """The model, the trained and target context, the method and the plan's notes."""
     n, T = rep["target_context"], rep["trained_context"]
     eff = rep["effects"]
-    d = rep["dialects"]
     method = rep["method"]
     lines = [rep["model"]]
     lines.append(table([
@@ -75,43 +83,53 @@ def render_plan_text(rep: dict) -> str:
     ]))
     for msg in rep["notes"]:
         lines.append(f"note: {msg}")
-    if rep["scaling_needed"]:
-        lines.append("")
-        lines.append(f"Recommended settings ({_TITLE[method]}):")
-        lines.append(table([[c["name"], c["text"], c["reason"]] for c in rep["recommendation"]]))
-        lines.append("")
-        engine = "as llama.cpp resolves it" if "llama_cpp" in eff else "as Hugging Face computes it at the target"
-        lines.append(f"What it does to the {eff['n_pairs']} dimension pairs ({engine}):")
-        what = {"extrapolated": "keep their trained frequency",
-                "ramped": "blend between trained and interpolated frequency",
-                "interpolated": f"frequency divided by {rep['factor']:g}"}
-        if method in ("ntk", "dynamic"):
-            what["ramped"] = "frequency divided by a factor growing with the pair index"
-            what["interpolated"] = f"frequency divided by {rep['factor']:g}" if method == "ntk" else \
-                "frequency divided by the full factor"
-        rows = []
-        for r in ("extrapolated", "ramped", "interpolated"):
-            c = eff["counts"][r]
-            if c:
-                rows.append([r, str(c), f"pairs {eff['ranges'][r]}", what[r] + "; " + _wl_range(eff, eff["pairs"][r])])
-        lines.append(table(rows))
-        unseen = eff["pairs_longer_than_trained"]
-        if unseen:
-            lines.append(f"  {len(unseen)} pair(s) turn less than once in {T} tokens (trained wavelength > {T}): "
-                         f"unscaled, they would meet rotation angles never seen in training")
-        llc = eff.get("llama_cpp")
-        if llc and method == "yarn":
-            lo, hi = llc["corr_dims"]
-            lines.append(f"  YaRN correction dims {lo:g}..{hi:g} (ggml_rope_yarn_corr_dims with beta_fast "
-                         f"{llc['beta_fast']:g}, beta_slow {llc['beta_slow']:g}); ext_factor {llc['ext_factor']:g}")
-            lines.append(f"  cos/sin magnitude {llc['mscale']:.6g}: llama.cpp passes attn_factor "
-                         f"{llc['attn_factor']:.6g} and ggml's rope op multiplies by 1+0.1*ln({rep['factor']:g})")
-        elif llc:
-            lines.append(f"  cos/sin magnitude {llc['mscale']:.6g} (no attention temperature for {method})")
-        cs = eff.get("closest_static_llama_cpp")
-        if cs:
-            lines.append(f"  closest static llama.cpp setting: freq_base {fmt_float(cs['freq_base'])} at every length")
+    return lines
+
+
+def _plan_effects(rep: dict) -> list[str]:
+    """The recommended settings with their reasons, and what they do to the dimension pairs."""
+    T, eff, method = rep["trained_context"], rep["effects"], rep["method"]
+    lines = [f"Recommended settings ({_TITLE[method]}):"]
+    lines.append(table([[c["name"], c["text"], c["reason"]] for c in rep["recommendation"]]))
     lines.append("")
+    engine = "as llama.cpp resolves it" if "llama_cpp" in eff else "as Hugging Face computes it at the target"
+    lines.append(f"What it does to the {eff['n_pairs']} dimension pairs ({engine}):")
+    what = {"extrapolated": "keep their trained frequency",
+            "ramped": "blend between trained and interpolated frequency",
+            "interpolated": f"frequency divided by {rep['factor']:g}"}
+    if method in ("ntk", "dynamic"):
+        what["ramped"] = "frequency divided by a factor growing with the pair index"
+        what["interpolated"] = f"frequency divided by {rep['factor']:g}" if method == "ntk" else \
+            "frequency divided by the full factor"
+    rows = []
+    for r in ("extrapolated", "ramped", "interpolated"):
+        c = eff["counts"][r]
+        if c:
+            rows.append([r, str(c), f"pairs {eff['ranges'][r]}", what[r] + "; " + _wl_range(eff, eff["pairs"][r])])
+    lines.append(table(rows))
+    unseen = eff["pairs_longer_than_trained"]
+    if unseen:
+        lines.append(f"  {len(unseen)} pair(s) turn less than once in {T} tokens (trained wavelength > {T}): "
+                     f"unscaled, they would meet rotation angles never seen in training")
+    llc = eff.get("llama_cpp")
+    if llc and method == "yarn":
+        lo, hi = llc["corr_dims"]
+        lines.append(f"  YaRN correction dims {lo:g}..{hi:g} (ggml_rope_yarn_corr_dims with beta_fast "
+                     f"{llc['beta_fast']:g}, beta_slow {llc['beta_slow']:g}); ext_factor {llc['ext_factor']:g}")
+        lines.append(f"  cos/sin magnitude {llc['mscale']:.6g}: llama.cpp passes attn_factor "
+                     f"{llc['attn_factor']:.6g} and ggml's rope op multiplies by 1+0.1*ln({rep['factor']:g})")
+    elif llc:
+        lines.append(f"  cos/sin magnitude {llc['mscale']:.6g} (no attention temperature for {method})")
+    cs = eff.get("closest_static_llama_cpp")
+    if cs:
+        lines.append(f"  closest static llama.cpp setting: freq_base {fmt_float(cs['freq_base'])} at every length")
+    return lines
+
+
+def _plan_apply(rep: dict) -> list[str]:
+    """How to run the plan in llama.cpp (each dialect), or the closest static setting for dynamic."""
+    n, d = rep["target_context"], rep["dialects"]
+    lines: list[str] = []
     if rep["scaling_needed"] and rep["llama_cpp_supports_method"]:
         lines.append("Apply it in llama.cpp (each way below gives the same logits):")
         _llama_section(d, rep["model"], lines)
@@ -126,8 +144,11 @@ def render_plan_text(rep: dict) -> str:
                                 ["llama-cpp-python", f"llama_cpp.Llama({rep['model']!r}, n_ctx={n})"]]))
         else:
             _llama_section(d, rep["model"], lines)
-    lines.append("")
-    lines.append("Other engines:")
+    return lines
+
+
+def _plan_other_engines(d: dict) -> list[str]:
+    lines = ["Other engines:"]
     hf = d["hf"]
     rows = []
     if hf["config"]:
@@ -136,9 +157,12 @@ def render_plan_text(rep: dict) -> str:
     rows.append(["vLLM >= 0.11.1", f"vllm serve MODEL {d['vllm']['text']}"])
     rows.append(["vLLM < 0.11.1", f"vllm serve MODEL {d['vllm']['legacy_text']}"])
     lines.append(table(rows))
-    mem = rep["memory"]
-    lines.append("")
-    lines.append(f"Memory at {n} tokens (weights {human_bytes(mem['weights_bytes'])}):")
+    return lines
+
+
+def _plan_memory(rep: dict) -> list[str]:
+    n, mem = rep["target_context"], rep["memory"]
+    lines = [f"Memory at {n} tokens (weights {human_bytes(mem['weights_bytes'])}):"]
     rows = []
     for t, b in mem["kv_cache_bytes"].items():
         flags = " ".join(mem["kv_cache_flags"][t])
@@ -147,7 +171,7 @@ def render_plan_text(rep: dict) -> str:
         lines.append(table(rows))
         lines.append("  (quantized V needs flash attention: -fa on; sliding-window layers and compute buffers "
                      "not counted)")
-    return "\n".join(lines)
+    return lines
 
 
 @commands.command("plan")

@@ -78,14 +78,13 @@ def render_entry(header: GGUFHeader, key: str, limit: int = 60) -> str:
     return render_value(header, f, limit)
 
 
-def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
-              record_history: bool = True) -> EditPlan:
-    """Plan ops against header. to_new_file plans a copy with fresh reserved space."""
+def _apply_ops(header: GGUFHeader, ops: list) -> tuple[dict[str, bytes | memoryview], list[str]]:
+    """The header's entries after ops (raw key/value bytes by key, in file order) and the keys
+    whose bytes changed, in the order the ops touched them."""
     bo = header.byteorder
     # unchanged entries stay zero-copy views of the mapped header until the one final join
     entries: dict[str, bytes | memoryview] = {k: header.view(f.start, f.end) for k, f in header.fields.items()}
     entries.pop(PAD_KEY, None)
-    changes: list[Change] = []
     touched: list[str] = []
 
     for op in ops:
@@ -118,13 +117,20 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
         else:
             entries[key] = new  # replacing keeps the key's position; new keys go last
         touched.append(key)
+    return entries, touched
 
+
+def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
+              record_history: bool = True) -> EditPlan:
+    """Plan ops against header. to_new_file plans a copy with fresh reserved space."""
+    entries, touched = _apply_ops(header, ops)
+    changes: list[Change] = []
     for key in dict.fromkeys(touched):
         before = render_entry(header, key) if key in header.fields else None
         after = None if key not in entries else _render_raw(header, key, entries[key])
         changes.append(Change(key, before, after))
 
-    D, A = header.data_offset, header.alignment
+    D = header.data_offset
     if not changes and not to_new_file:
         return EditPlan(header.path, "noop", header.header_bytes, D, D, header.data_size, [],
                         infos_start=header.kv_end)
@@ -143,13 +149,19 @@ def plan_edit(header: GGUFHeader, ops: list, to_new_file: bool = False,
     if pad is not None:
         hdr, infos_start = _build(header, with_record, None if pad < 0 else pad, D)
         return EditPlan(header.path, "inplace", hdr, D, D, header.data_size, changes, unrecorded, infos_start)
-    bare = _kv_size(with_record) + 24 + (header.infos_end - header.kv_end)
+    return _copy_plan(header, with_record, changes)
+
+
+def _copy_plan(header: GGUFHeader, entries: dict, changes: list[Change]) -> EditPlan:
+    """A copy with a new layout: the header grows by whole alignment steps, with fresh reserve."""
+    D, A = header.data_offset, header.alignment
+    bare = _kv_size(entries) + 24 + (header.infos_end - header.kv_end)
     # keep the data at the same offset modulo 4096 so the kernel can reflink the tensor
     # data on filesystems that share extents (XFS, btrfs); costs < 4 KiB of extra reserve
     step = max(A, 4096)
     need = bare + _PAD_OVERHEAD + RESERVE
     new_d = D + align_up(max(need - D, 0), step)
-    hdr, infos_start = _build(header, with_record, new_d - bare - _PAD_OVERHEAD, new_d)
+    hdr, infos_start = _build(header, entries, new_d - bare - _PAD_OVERHEAD, new_d)
     return EditPlan(header.path, "copy", hdr, D, new_d, header.data_size, changes, [], infos_start)
 
 

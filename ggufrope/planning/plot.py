@@ -26,23 +26,38 @@ def plot_plan(plan: Plan, path: str) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    facts = plan.facts
-    T, N = facts.trained_ctx, plan.target_ctx
     eff = plan.effects
-    n = eff["n_pairs"]
-    idx = np.arange(n)
+    idx = np.arange(eff["n_pairs"])
     wl0 = np.asarray(eff["wavelength_trained"])
-
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig.suptitle(_title(plan), fontsize=12)
+    others = _draw_curves(plan, ax1, ax2, idx, wl0)
+    _frame_wavelengths(plan, ax1)
+    _frame_stretch(plan, ax2, legend=bool(others))
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise FileAccessError(f"{path}: cannot write the plot ({e.strerror or e})") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _title(plan: Plan) -> str:
+    facts, T, N = plan.facts, plan.facts.trained_ctx, plan.target_ctx
     name = facts.path.rsplit("/", 1)[-1]
     if plan.needed:
-        fig.suptitle(f"{name}: RoPE for {N:,} tokens (trained {T:,}, x{plan.factor:g}); chosen: "
-                     f"{METHOD_LABEL[plan.method]}" + ("" if plan.llama_cpp_native else " - not in llama.cpp"),
-                     fontsize=12)
-    else:
-        fig.suptitle(f"{name}: {N:,} tokens fit the trained context ({T:,}): no scaling needed", fontsize=12)
+        return (f"{name}: RoPE for {N:,} tokens (trained {T:,}, x{plan.factor:g}); chosen: "
+                f"{METHOD_LABEL[plan.method]}" + ("" if plan.llama_cpp_native else " - not in llama.cpp"))
+    return f"{name}: {N:,} tokens fit the trained context ({T:,}): no scaling needed"
 
-    # left: wavelengths (log), trained and target contexts as horizontal lines
+
+def _draw_curves(plan: Plan, ax1, ax2, idx, wl0) -> list[str]:
+    """Each method's wavelengths (left) and stretch (right), the chosen one bold with its pairs
+    coloured by regime; returns the other methods drawn."""
+    import numpy as np
+    facts, N, eff = plan.facts, plan.target_ctx, plan.effects
     ax1.semilogy(idx, wl0, color="black", lw=1.2, ls="--", label="trained (unscaled)", zorder=3)
     others = [m for m in METHODS if m != plan.method] if plan.needed else []
     for m in others:
@@ -62,6 +77,12 @@ def plot_plan(plan: Plan, path: str) -> str:
                             edgecolor="white", linewidth=0.5, label=f"{regime} ({len(pairs)})")
                 ax2.scatter(idx[pairs], (wl1 / wl0)[pairs], s=30, color=REGIME_COLORS[regime], zorder=5,
                             edgecolor="white", linewidth=0.5)
+    return others
+
+
+def _frame_wavelengths(plan: Plan, ax1) -> None:
+    """The left panel: wavelengths (log), trained and target contexts as horizontal lines."""
+    facts, T, N = plan.facts, plan.facts.trained_ctx, plan.target_ctx
     ax1.axhline(T, color="#555555", lw=1, ls=(0, (4, 2)))
     ax1.text(0.3, T * 1.12, f"trained context {T:,}", color="#555555", fontsize=8.5, va="bottom")
     if plan.needed:
@@ -73,7 +94,10 @@ def plot_plan(plan: Plan, path: str) -> str:
     ax1.grid(True, which="major", alpha=0.3)
     ax1.legend(fontsize=8, loc="upper left")
 
-    # right: stretch = scaled / trained wavelength (1 = extrapolated, factor = interpolated)
+
+def _frame_stretch(plan: Plan, ax2, legend: bool) -> None:
+    """The right panel: stretch = scaled / trained wavelength (1 = extrapolated, factor = interpolated)."""
+    eff = plan.effects
     ax2.axhline(1.0, color="black", lw=1, ls="--")
     if plan.needed:
         ax2.axhline(plan.factor, color="#555555", lw=1, ls=(0, (4, 2)))
@@ -92,13 +116,5 @@ def plot_plan(plan: Plan, path: str) -> str:
     ax2.set_ylabel("stretch: scaled / trained wavelength (log2)")
     ax2.set_title("how much each pair is interpolated (1 = extrapolated, unchanged)", fontsize=10)
     ax2.grid(True, alpha=0.3)
-    if others:
+    if legend:
         ax2.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        raise FileAccessError(f"{path}: cannot write the plot ({e.strerror or e})") from None
-    finally:
-        plt.close(fig)
-    return path

@@ -123,110 +123,138 @@ def recommend(facts: ModelFacts, target_ctx: int, method: str = "yarn", *,
     the facts; the per-pair effects are computed when first read)."""
     require_rope(facts)
     _check_args(facts, target_ctx, method, beta_fast, beta_slow)
-    T, N, D, base = facts.trained_ctx, target_ctx, facts.n_dims, facts.freq_base
+    T, N = facts.trained_ctx, target_ctx
     # the factor as the file stores it (float32), so every dialect states the same number
     s = float(fmt_float(N / T))
     plan = Plan(facts=facts, method=method, target_ctx=N, factor=s, needed=N > T,
                 llama_cpp_native=method != "dynamic", settings=None)
-    restore_base = facts.current.freq_base is not None and facts.current.freq_base != base
+    restore_base = facts.current.freq_base is not None and facts.current.freq_base != facts.freq_base
     if facts.rope_tensors:
         plan.notes.append(f"the file carries {', '.join(facts.rope_tensors)} tensor(s): per-pair scaling baked in at "
                           f"conversion (Llama-3.1 rope_freqs, LongRoPE factors) that llama.cpp applies on top of "
                           f"the settings below; the per-pair effects shown here leave them out")
     if not plan.needed:
-        plan.notes.append(f"no scaling needed: {N} tokens fit the trained context of {T}; run with -c {N}")
-        if facts.file_scaled:
-            plan.notes.append(
-                f"this file already carries {facts.current.effective_type} scaling x{fmt_float(facts.current.factor)}, "
-                f"which llama.cpp applies at every position; to run it unscaled pass --rope-scaling none "
-                f"(or undo ggufrope's changes with `ggufrope restore`)")
-        if restore_base:
-            plan.notes.append(
-                f"this file's freq_base is {fmt_float(facts.current.freq_base)}, not the trained {fmt_float(base)} "
-                f"(ggufrope's undo record); to run it as trained pass --rope-freq-base {fmt_float(base)} "
-                f"(or `ggufrope restore` it)")
-        if facts.context_length < N:
-            plan.settings = RopeSettings(context_length=N)
-            plan.notes.append(f"context_length is {facts.context_length} (below {N}): llama-server caps each slot "
-                              f"at it, so the patch raises it")
+        _fits_trained(plan, restore_base)
         return plan
-
     ctx_choice = Choice("context_length", N, str(N),
                         "llama.cpp's default context and llama-server's per-slot cap; the target")
     if method == "yarn":
-        vals: dict[str, Any] = dict(scaling_type="yarn", scaling_factor=s, original_context_length=T,
-                                    context_length=N)
-        bf = DEFAULT_BETA_FAST if beta_fast is None else float(beta_fast)
-        bs = DEFAULT_BETA_SLOW if beta_slow is None else float(beta_slow)
-        if bf != DEFAULT_BETA_FAST:
-            vals["yarn_beta_fast"] = bf
-        if bs != DEFAULT_BETA_SLOW:
-            vals["yarn_beta_slow"] = bs
-        if restore_base:
-            vals["freq_base"] = base
-        plan.settings = RopeSettings(**vals)
-        default_betas = bf == DEFAULT_BETA_FAST and bs == DEFAULT_BETA_SLOW
-        plan.choices = [
-            Choice("scaling_type", "yarn", "yarn",
-                   "NTK-by-parts interpolation plus attention temperature (YaRN, arXiv:2309.00071): "
-                   "high-frequency pairs keep their trained frequency, low-frequency pairs are interpolated"),
-            Choice("factor", s, fmt_float(s), f"target / trained = {N} / {T}"),
-            Choice("original_context_length", T, str(T),
-                   f"the trained context ({facts.trained_ctx_source}); YaRN's ramp is measured against it"),
-            ctx_choice,
-            Choice("beta_fast / beta_slow", [bf, bs], f"{bf:g} / {bs:g}",
-                   ("the YaRN paper's values and llama.cpp's defaults: " if default_betas else "as requested: ")
-                   + f"pairs turning more than {bf:g} times in {T} tokens keep their frequency, "
-                     f"pairs turning less than {'once' if bs == 1 else f'{bs:g} times'} are fully interpolated"),
-            Choice("ext_factor", 1.0, "1", "llama.cpp's default for yarn (-1 resolves to 1): the full ramp mix"),
-            Choice("attention magnitude", 1 + 0.1 * math.log(s), f"{1 + 0.1 * math.log(s):.4f}",
-                   f"0.1*ln({fmt_float(s)})+1, computed by llama.cpp itself from the factor (not set by hand)"),
-        ]
+        _yarn(plan, ctx_choice, restore_base, beta_fast, beta_slow)
     elif method == "linear":
-        vals = dict(scaling_type="linear", scaling_factor=s, original_context_length=T, context_length=N)
-        if restore_base:
-            vals["freq_base"] = base
-        plan.settings = RopeSettings(**vals)
-        plan.choices = [
-            Choice("scaling_type", "linear", "linear",
-                   "position interpolation (arXiv:2306.15595): every pair's frequency divided by the factor"),
-            Choice("factor", s, fmt_float(s), f"target / trained = {N} / {T}"),
-            Choice("original_context_length", T, str(T), "the trained context, kept for the record"),
-            ctx_choice,
-        ]
+        _linear(plan, ctx_choice, restore_base)
     else:
-        # ntk, or dynamic's closest static llama.cpp setting
-        if method == "ntk":
-            nb = ntk_base(base, s, D)
-            why = (f"NTK-aware base change: {fmt_float(base)} * {fmt_float(s)}^({D}/{D - 2}) "
-                   f"(the lowest-frequency pair is interpolated by exactly {fmt_float(s)}, pair 0 keeps its frequency)")
-        else:
-            nb = dynamic_base_at(base, s, D, N, T)
-            k = s * N / T - (s - 1)
-            why = (f"the base Hugging Face's dynamic NTK uses at {N} tokens: "
-                   f"{fmt_float(base)} * ({fmt_float(s)}*{N}/{T} - {fmt_float(s - 1)})^({D}/{D - 2}); "
-                   f"note the base grows by {fmt_float(k)}^({D}/{D - 2}) there, more than static NTK's "
-                   f"{fmt_float(s)}^({D}/{D - 2}): HF's dynamic factor multiplies the length ratio")
-            plan.hf_dynamic = {"rope_type": "dynamic", "factor": s}
-            plan.notes.append(
-                "llama.cpp has no dynamic NTK scaling (it recomputes nothing per sequence length); "
-                "only Hugging Face transformers and vLLM run it. The llama.cpp settings below are the "
-                f"closest STATIC equivalent: the base dynamic NTK reaches at {N} tokens, applied at every length "
-                "(shorter prompts get a larger base than dynamic NTK would give them)")
-        plan.settings = RopeSettings(scaling_type="none", freq_base=nb, original_context_length=T, context_length=N)
-        plan.choices = [
-            Choice("freq_base" if method == "ntk" else "freq_base (llama.cpp, static)", nb, fmt_float(nb), why),
-            Choice("scaling_type", "none", "none",
-                   "llama.cpp has no ntk type: it is a plain freq_base change, and type none also makes "
-                   "llama.cpp ignore any scaling factor the file holds"),
-            Choice("original_context_length", T, str(T), "the trained context, kept for the record"),
-            ctx_choice,
-        ]
-        if method == "dynamic":
-            plan.choices.insert(0, Choice("rope_scaling (HF/vLLM)", plan.hf_dynamic,
-                                          f'{{"rope_type": "dynamic", "factor": {fmt_float(s)}}}',
-                                          f"dynamic NTK with factor target / trained = {N} / {T}; "
-                                          f"max_position_embeddings stays {T} (dynamic NTK measures against it)"))
+        _base_change(plan, ctx_choice)
+    _closing_notes(plan, restore_base)
+    return plan
+
+
+def _fits_trained(plan: Plan, restore_base: bool) -> None:
+    """The target fits the trained context: what the file's own scaling or base would change."""
+    facts, N, T, base = plan.facts, plan.target_ctx, plan.facts.trained_ctx, plan.facts.freq_base
+    plan.notes.append(f"no scaling needed: {N} tokens fit the trained context of {T}; run with -c {N}")
+    if facts.file_scaled:
+        plan.notes.append(
+            f"this file already carries {facts.current.effective_type} scaling x{fmt_float(facts.current.factor)}, "
+            f"which llama.cpp applies at every position; to run it unscaled pass --rope-scaling none "
+            f"(or undo ggufrope's changes with `ggufrope restore`)")
+    if restore_base:
+        plan.notes.append(
+            f"this file's freq_base is {fmt_float(facts.current.freq_base)}, not the trained {fmt_float(base)} "
+            f"(ggufrope's undo record); to run it as trained pass --rope-freq-base {fmt_float(base)} "
+            f"(or `ggufrope restore` it)")
+    if facts.context_length < N:
+        plan.settings = RopeSettings(context_length=N)
+        plan.notes.append(f"context_length is {facts.context_length} (below {N}): llama-server caps each slot "
+                          f"at it, so the patch raises it")
+
+
+def _yarn(plan: Plan, ctx_choice: Choice, restore_base: bool,
+          beta_fast: float | None, beta_slow: float | None) -> None:
+    facts, N, T, s, base = plan.facts, plan.target_ctx, plan.facts.trained_ctx, plan.factor, plan.facts.freq_base
+    vals: dict[str, Any] = dict(scaling_type="yarn", scaling_factor=s, original_context_length=T,
+                                context_length=N)
+    bf = DEFAULT_BETA_FAST if beta_fast is None else float(beta_fast)
+    bs = DEFAULT_BETA_SLOW if beta_slow is None else float(beta_slow)
+    if bf != DEFAULT_BETA_FAST:
+        vals["yarn_beta_fast"] = bf
+    if bs != DEFAULT_BETA_SLOW:
+        vals["yarn_beta_slow"] = bs
+    if restore_base:
+        vals["freq_base"] = base
+    plan.settings = RopeSettings(**vals)
+    default_betas = bf == DEFAULT_BETA_FAST and bs == DEFAULT_BETA_SLOW
+    plan.choices = [
+        Choice("scaling_type", "yarn", "yarn",
+               "NTK-by-parts interpolation plus attention temperature (YaRN, arXiv:2309.00071): "
+               "high-frequency pairs keep their trained frequency, low-frequency pairs are interpolated"),
+        Choice("factor", s, fmt_float(s), f"target / trained = {N} / {T}"),
+        Choice("original_context_length", T, str(T),
+               f"the trained context ({facts.trained_ctx_source}); YaRN's ramp is measured against it"),
+        ctx_choice,
+        Choice("beta_fast / beta_slow", [bf, bs], f"{bf:g} / {bs:g}",
+               ("the YaRN paper's values and llama.cpp's defaults: " if default_betas else "as requested: ")
+               + f"pairs turning more than {bf:g} times in {T} tokens keep their frequency, "
+                 f"pairs turning less than {'once' if bs == 1 else f'{bs:g} times'} are fully interpolated"),
+        Choice("ext_factor", 1.0, "1", "llama.cpp's default for yarn (-1 resolves to 1): the full ramp mix"),
+        Choice("attention magnitude", 1 + 0.1 * math.log(s), f"{1 + 0.1 * math.log(s):.4f}",
+               f"0.1*ln({fmt_float(s)})+1, computed by llama.cpp itself from the factor (not set by hand)"),
+    ]
+
+
+def _linear(plan: Plan, ctx_choice: Choice, restore_base: bool) -> None:
+    N, T, s, base = plan.target_ctx, plan.facts.trained_ctx, plan.factor, plan.facts.freq_base
+    vals = dict(scaling_type="linear", scaling_factor=s, original_context_length=T, context_length=N)
+    if restore_base:
+        vals["freq_base"] = base
+    plan.settings = RopeSettings(**vals)
+    plan.choices = [
+        Choice("scaling_type", "linear", "linear",
+               "position interpolation (arXiv:2306.15595): every pair's frequency divided by the factor"),
+        Choice("factor", s, fmt_float(s), f"target / trained = {N} / {T}"),
+        Choice("original_context_length", T, str(T), "the trained context, kept for the record"),
+        ctx_choice,
+    ]
+
+
+def _base_change(plan: Plan, ctx_choice: Choice) -> None:
+    """ntk, or dynamic's closest static llama.cpp setting: a freq_base change with type none."""
+    method, N, T, s = plan.method, plan.target_ctx, plan.facts.trained_ctx, plan.factor
+    base, D = plan.facts.freq_base, plan.facts.n_dims
+    if method == "ntk":
+        nb = ntk_base(base, s, D)
+        why = (f"NTK-aware base change: {fmt_float(base)} * {fmt_float(s)}^({D}/{D - 2}) "
+               f"(the lowest-frequency pair is interpolated by exactly {fmt_float(s)}, pair 0 keeps its frequency)")
+    else:
+        nb = dynamic_base_at(base, s, D, N, T)
+        k = s * N / T - (s - 1)
+        why = (f"the base Hugging Face's dynamic NTK uses at {N} tokens: "
+               f"{fmt_float(base)} * ({fmt_float(s)}*{N}/{T} - {fmt_float(s - 1)})^({D}/{D - 2}); "
+               f"note the base grows by {fmt_float(k)}^({D}/{D - 2}) there, more than static NTK's "
+               f"{fmt_float(s)}^({D}/{D - 2}): HF's dynamic factor multiplies the length ratio")
+        plan.hf_dynamic = {"rope_type": "dynamic", "factor": s}
+        plan.notes.append(
+            "llama.cpp has no dynamic NTK scaling (it recomputes nothing per sequence length); "
+            "only Hugging Face transformers and vLLM run it. The llama.cpp settings below are the "
+            f"closest STATIC equivalent: the base dynamic NTK reaches at {N} tokens, applied at every length "
+            "(shorter prompts get a larger base than dynamic NTK would give them)")
+    plan.settings = RopeSettings(scaling_type="none", freq_base=nb, original_context_length=T, context_length=N)
+    plan.choices = [
+        Choice("freq_base" if method == "ntk" else "freq_base (llama.cpp, static)", nb, fmt_float(nb), why),
+        Choice("scaling_type", "none", "none",
+               "llama.cpp has no ntk type: it is a plain freq_base change, and type none also makes "
+               "llama.cpp ignore any scaling factor the file holds"),
+        Choice("original_context_length", T, str(T), "the trained context, kept for the record"),
+        ctx_choice,
+    ]
+    if method == "dynamic":
+        plan.choices.insert(0, Choice("rope_scaling (HF/vLLM)", plan.hf_dynamic,
+                                      f'{{"rope_type": "dynamic", "factor": {fmt_float(s)}}}',
+                                      f"dynamic NTK with factor target / trained = {N} / {T}; "
+                                      f"max_position_embeddings stays {T} (dynamic NTK measures against it)"))
+
+
+def _closing_notes(plan: Plan, restore_base: bool) -> None:
+    facts, method, base = plan.facts, plan.method, plan.facts.freq_base
     if restore_base and method in ("yarn", "linear"):
         plan.notes.append(f"the file's freq_base is {fmt_float(facts.current.freq_base)} but ggufrope's undo record "
                           f"says it was {fmt_float(base)}: the plan restores the trained base")
@@ -235,7 +263,6 @@ def recommend(facts: ModelFacts, target_ctx: int, method: str = "yarn", *,
                           f"switched off by scaling type none")
     if plan.settings is not None and _already(facts, plan.settings):
         plan.notes.append("the file already holds these settings: nothing to patch")
-    return plan
 
 
 def _already(facts: ModelFacts, settings: RopeSettings) -> bool:
