@@ -24,6 +24,7 @@ class Binaries:
     built: bool           # False: a dry run found no build; the paths are what a build would give
     source_dir: str | None = None   # the llama.cpp tree it was built from (None: build.bin_dir)
     commit: str | None = None
+    build_dir: str | None = None    # the ggufrope build dir whose stamp (build.json) describes it
 
     def tool(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
@@ -66,7 +67,8 @@ def find_build(p: Preset, env: Mapping[str, str], tool: str) -> Binaries | None:
     ok.sort(key=lambda t: t[:2])
     r = ok[0][2]
     src = r.get("source") or {}
-    return Binaries(os.path.dirname(r["binaries"][tool]), r["name"], True, src.get("path"), src.get("commit"))
+    return Binaries(os.path.dirname(r["binaries"][tool]), r["name"], True, src.get("path"), src.get("commit"),
+                    r["dir"])
 
 
 def _stamp_source(bin_dir: str) -> dict:
@@ -105,7 +107,7 @@ def locate(p: Preset, env: Mapping[str, str], tool: str, *, build: bool = True,
     res = builder.build(spec, src, env, progress=progress, log=log, smoke=smoke_test)
     if tool not in res.binaries:
         raise BuildError(f"{res.dir}: the build has no {tool}")
-    return Binaries(res.bin_dir, spec.name(), True, src.path, src.commit)
+    return Binaries(res.bin_dir, spec.name(), True, src.path, src.commit, res.dir)
 
 
 def _with_web_ui(b: Binaries, env: Mapping[str, str], progress: Progress | None,
@@ -114,7 +116,7 @@ def _with_web_ui(b: Binaries, env: Mapping[str, str], progress: Progress | None,
     built before ggufrope embedded it) is rebuilt in place when the page can be had now: an
     incremental build (the UI's ui.cpp and a relink), npm once per UI source."""
     from ggufrope.build import builder, webui
-    stamp = builder.load_stamp(os.path.join(b.bin_dir, os.pardir, os.pardir)) or {}
+    stamp = builder.load_stamp(b.build_dir) or {} if b.build_dir else {}
     if not b.source_dir or not os.path.isdir(b.source_dir) or "spec" not in stamp:
         return b
     want = webui.wanted(b.source_dir, env)
@@ -125,15 +127,15 @@ def _with_web_ui(b: Binaries, env: Mapping[str, str], progress: Progress | None,
     log(f"adding llama.cpp's web UI to the {b.source} build (an incremental rebuild)")
     res = builder.build(_spec_from_stamp(stamp["spec"]), source_info(b.source_dir), env, progress=progress,
                         log=log, smoke=smoke_test)
-    return Binaries(res.bin_dir, b.source, True, b.source_dir, b.commit)
+    return Binaries(res.bin_dir, b.source, True, b.source_dir, b.commit, res.dir)
 
 
 def web_ui(b: Binaries) -> str | None:
     """None when b's llama-server embeds the web chat page; else why not, in one line."""
     from ggufrope.build import builder
-    if not b.built or b.source == "build.bin_dir":
+    if not b.built or not b.build_dir:
         return None   # not ggufrope's build: whether it has the page is not ours to say
-    stamp = builder.load_stamp(os.path.join(b.bin_dir, os.pardir, os.pardir)) or {}
+    stamp = builder.load_stamp(b.build_dir) or {}
     if stamp.get("ui"):
         return None
     why = ((stamp.get("checks") or {}).get("ui") or {}).get("why") or "built before ggufrope embedded it"
