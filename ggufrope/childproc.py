@@ -8,7 +8,7 @@ The address such a child listens on: `is_loopback` (reachable from this machine 
 `listens` (does this pid hold the listening socket?) once something answers.
 
 How a child ended, for messages: `rc_text` (exit code or signal) and `last_lines` / `log_tail`
-(the end of its output, error lines first)."""
+(the end of its output, error lines first); `LogFollower` shows its log as it grows (--verbose)."""
 from __future__ import annotations
 
 import errno
@@ -164,6 +164,35 @@ def log_tail(path: str, n: int = 15, prefer: str | None = ERROR_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(last_lines(text, n, prefer))
+
+
+class LogFollower:
+    """Copies what a child writes to its log file to `write` as it arrives (a thread polling the
+    file), for `--verbose`: the log file stays whole for error messages, the terminal sees the
+    same lines. `close()` copies what is left and stops."""
+
+    def __init__(self, path: str, write: Callable[[str], None], poll: float = 0.1) -> None:
+        import threading
+        self.path, self.write, self.poll = path, write, poll
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"follow {path}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with open(self.path, "rb") as f:
+            while True:
+                finished = self._done.is_set()   # read once more after close() asked
+                chunk = f.read()
+                if chunk:
+                    self.write(chunk.decode("utf-8", "replace"))
+                elif finished:
+                    return
+                else:
+                    self._done.wait(self.poll)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
 
 
 class StopSignals:

@@ -89,15 +89,20 @@ class Ended(Generic[T]):
 
 def supervise(child: Child, *, ready_timeout: float, on_started: Callable[[Child], None] = lambda c: None,
               on_ready: Callable[[T], None] = lambda r: None, should_stop: Callable[[], bool] = lambda: False,
-              grace: float = 15.0, ready_poll: float = 0.25) -> Ended[T]:
+              grace: float = 15.0, ready_poll: float = 0.25,
+              echo_log: Callable[[str], None] | None = None) -> Ended[T]:
     """Start child, wait for its probe, call on_ready, serve until the child exits (raised as its
-    error: it should not end by itself), Ctrl-C/SIGTERM or should_stop(); stop it in every case."""
+    error: it should not end by itself), Ctrl-C/SIGTERM or should_stop(); stop it in every case.
+    echo_log, when given, gets the child's log as it is written (--verbose)."""
     with childproc.StopSignals() as stop:
         def asked() -> bool:
             return stop.requested() or should_stop()
         ready = None
+        follower = None
         try:
             child.start()
+            if echo_log is not None:
+                follower = childproc.LogFollower(child.log, echo_log)
             on_started(child)
             ready = child.wait_ready(ready_timeout, asked, ready_poll)
             if ready is not None:
@@ -107,4 +112,6 @@ def supervise(child: Child, *, ready_timeout: float, on_started: Callable[[Child
                     raise child.exited(rc)
         finally:
             code = child.stop(grace)
+            if follower is not None:
+                follower.close()
     return Ended(ready, stop.name, code)

@@ -125,8 +125,6 @@ def test_serve_cache_types_reach_llama_server(tiny_model):
     assert "llama_server: listening on http://127.0.0.1:" in started, started[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: serve --verbose is accepted and never used "
-                                       "(cli/run_cmd.py _serve ignores it); llama-server's log goes only to its file")
 def test_serve_verbose_shows_llama_servers_log(tiny_model):
     m = tiny_model(n_ctx=256)
     quiet = _serve_once(*SERVE, "--model", m)

@@ -44,6 +44,16 @@ def test_ready_then_stopped_by_the_caller(tmp_path):
     assert end.code == -signal.SIGTERM and c.proc.poll() is not None
 
 
+def test_echo_log_gets_the_childs_whole_log_and_the_file_keeps_it(tmp_path):
+    """--verbose: every line the child wrote, up to its last before the stop, reaches echo_log."""
+    got: list[str] = []
+    code = "import time; print('up', flush=True); print('second line', flush=True); time.sleep(60)"
+    c = Flag(_py(code), str(tmp_path / "log"), "the child")
+    supervise(c, ready_timeout=20, ready_poll=0.05, grace=5, echo_log=got.append,
+              should_stop=lambda: "second line" in open(c.log).read())
+    assert "".join(got) == "up\nsecond line\n" == open(c.log).read()
+
+
 def test_sigterm_stops_the_child_and_says_so(tmp_path):
     c = Flag(_py(SERVE), str(tmp_path / "log"), "the child")
     threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()

@@ -171,6 +171,12 @@ def serve_cmd(
     raise typer.Exit(_serve(p, dry_run, verbose, extra))
 
 
+def _to_stderr(text: str) -> None:
+    """--verbose: llama.cpp's log on the terminal as it is written (it also stays in the log file)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
     from ggufrope.presets import launch
     p = p.with_engine("server")
@@ -203,7 +209,7 @@ def _serve(p, dry_run: bool, verbose: bool, extra: list[str]) -> int:
         sys.stdout.flush()
     try:
         end = supervise(srv, ready_timeout=p.server.ready_timeout, on_started=started, on_ready=ready,
-                        should_stop=lambda: watch.check())
+                        should_stop=lambda: watch.check(), echo_log=_to_stderr if verbose else None)
     except GgufropeError as e:
         raise _blamed(e, eps) from None
     if watch.lost:
