@@ -25,16 +25,6 @@ def _config(tmp_path, monkeypatch, cpu_build):
     monkeypatch.setenv("GGUFROPE_BUILD_BIN_DIR", cpu_build.bin_dir)
 
 
-def test_run_prompt_produces_tokens_smollm2(smollm2):
-    r = run_cli("run", "demo", "--model", smollm2, "--ctx", "2048", "--prompt", "What is the capital of France?",
-                *FAST, timeout=300)
-    assert r.returncode == 0, r.stderr
-    # a single chat turn (SmolLM2 has a chat template): the transcript, then the reply
-    assert "What is the capital of France?" in r.stdout
-    reply = r.stdout.split("assistant", 1)[1].strip()
-    assert len(reply) > 3, r.stdout
-
-
 def test_run_prompt_patched_copy_with_tiny_model(tiny_model):
     m = tiny_model(n_ctx=256)
     r = subprocess.run([sys.executable, "-m", "ggufrope", "run", "demo", "--model", m, "--ctx", "1024", "--set",
@@ -106,12 +96,21 @@ def test_serve_answers_openai_client_and_stops_cleanly(smollm2, sig):
             proc.wait()
 
 
-def test_chat_streams_through_llama_cpp_python(smollm2):
-    r = subprocess.run([sys.executable, "-m", "ggufrope", "chat", "demo", "--model", smollm2, "--ctx", "2048", *FAST],
-                       input="Hello!\nWhat is 2+2?\n", capture_output=True, text=True, cwd=REPO, timeout=300)
+def test_chat_streams_through_llama_cpp_python(tmp_path, smollm2):
+    """Interactive chat over stdin: its first turn is, token for token, the one-shot `chat -p`
+    answer (which test_cli_run holds to llama-cpp-python's own), then a reply to the second line."""
+    preset = tmp_path / "greedy.toml"
+    preset.write_text('extends = "demo"\nn_predict = 8\n[sampling]\ntemperature = 0\n')
+    args = [sys.executable, "-m", "ggufrope", "chat", "--preset-file", str(preset), "--model", smollm2,
+            "--ctx", "512", "--set", "threads=1"]
+    one = subprocess.run([*args, "-p", "What is the capital of France?"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert one.returncode == 0 and one.stdout.strip(), one.stderr
+    r = subprocess.run(args, input="What is the capital of France?\nAnd of Italy?\n", capture_output=True,
+                       text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
-    replies = [ln for ln in r.stdout.splitlines() if ln.strip()]
-    assert len(replies) >= 2, r.stdout      # one streamed reply per input line
+    assert r.stdout.startswith(one.stdout), (r.stdout, one.stdout)
+    assert r.stdout[len(one.stdout):].strip(), r.stdout     # the second line got its own reply
 
 
 def test_serve_failure_is_reported_not_hung(tiny_model):
