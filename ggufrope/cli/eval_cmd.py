@@ -1,4 +1,4 @@
-"""`ggufrope eval passkey|needle|perplexity PRESET|MODEL`, `ggufrope eval report`,
+"""`ggufrope eval passkey|needle|perplexity|kv PRESET|MODEL`, `ggufrope eval report`,
 `ggufrope bench PRESET|MODEL` and `ggufrope tune MODEL --ctx N`: thin wrappers over
 ggufrope.evaluation that parse options, print progress and render results."""
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ggufrope.cli.output import echo, note, print_json, table
 
 commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
-eval_app = typer.Typer(no_args_is_help=True, help="Passkey, needle and perplexity per RoPE variant and length.")
+eval_app = typer.Typer(no_args_is_help=True,
+                       help="Passkey, needle and perplexity per RoPE variant and length; KV cache quality.")
 
 _LENGTHS_HELP = "Comma-separated lengths in tokens: 512, 2k, 16k (k = 1024)."
 _VARIANTS_HELP = ("Comma-separated: none, linear, ntk, yarn (each as `plan` computes it for the length), "
@@ -67,6 +68,9 @@ def _progress(task: str):
                 what = "ERROR: " + r.get("error", "")
             elif task == "perplexity":
                 what = f"ppl {r['ppl']:.3f} ± {r['ppl_err']:.3f}"
+            elif r.get("probe") == "kld":
+                what = (f"mean KLD {r['kld_mean']:.6f}, Δppl {r['dppl']:+.4f} ± {r['dppl_err']:.4f}, "
+                        f"same top {r['same_top_pct']:.2f}%")
             else:
                 what = (f"{'found' if r['found'] else 'MISSED'} {r['answer']} -> {r['output'].strip()[:40]!r}")
             if r.get("same_as"):
@@ -174,14 +178,15 @@ for _task in ("passkey", "needle", "perplexity"):
 @eval_app.command("report")
 def report_cmd(
     out: str = typer.Option("ggufrope-eval", "--out", help="Results folder holding results.jsonl."),
-    task: Optional[str] = typer.Option(None, "--task", help="passkey, needle or perplexity (default: each present)."),
+    task: Optional[str] = typer.Option(None, "--task",
+                                       help="passkey, needle, perplexity or kv (default: each present)."),
     plots: bool = typer.Option(True, "--plots/--no-plots"),
 ) -> None:
     """Rebuild tables, CSV, JSON and plots from results.jsonl without running anything (the
     latest configuration of each task)."""
     from ggufrope.errors import UsageError
     from ggufrope.evaluation import journal
-    from ggufrope.evaluation.results import summarize, table_text, write_outputs
+    from ggufrope.evaluation.results import render_table, summarize_task, write_outputs
     from ggufrope.evaluation.runner import latest
     recs = journal.read_records(out)
     if not recs:
@@ -194,10 +199,62 @@ def report_cmd(
         cfg = rs[-1]["config"]
         rs = latest([r for r in rs if r["config"] == cfg and r["model"] == rs[-1]["model"]])
         paths = write_outputs(out, rs, {"task": t, "config": cfg}, {"label": rs[0].get("target")}, plots=plots)
-        echo(table_text(summarize(rs)))
+        echo(render_table(summarize_task(rs)))
         for kind, p in paths.items():
             echo(f"  {kind:<16} {p}")
         echo("")
+
+
+@eval_app.command("kv")
+def kv_cmd(
+    target: str = typer.Argument(..., metavar="PRESET|MODEL",
+                                 help="A preset name, a GGUF file or a named model (smollm2)."),
+    lengths: str = typer.Option("2k,8k", "--lengths", help=_LENGTHS_HELP),
+    kv: str = typer.Option("f16,q8_0,q8_0/q4_0,q4_0", "--kv",
+                           help="K/V cache pairs compared with f16: a type (K = V) or K/V, e.g. q8_0/q4_0."),
+    variants: Optional[str] = typer.Option(None, "--variants",
+                                           help="RoPE variants (default: preset for a preset, else yarn). "
+                                                + _VARIANTS_HELP),
+    chunks: int = typer.Option(1, "--chunks", help="llama-perplexity --chunks per run."),
+    depths: str = typer.Option("0.5", "--depths", help="Passkey depths per K/V pair (0 start .. 1 end)."),
+    trials: int = typer.Option(1, "--trials", help="Passkey runs per (length, depth, K/V pair)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the passkeys."),
+    bench_dir: Optional[str] = typer.Option(None, "--bench",
+                                            help="A `ggufrope bench --out` folder: show its speeds per KV type."),
+    out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
+    plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
+                                           help="Plan every variant for this context instead of each length."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
+    text_offset: float = typer.Option(0.0, "--text-offset", help="Start of the scored text in the corpus (0..1)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plot."),
+    as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
+) -> None:
+    """What a quantized KV cache costs in quality: per length, f16 logits as the base, then per
+    K/V pair Δperplexity, mean and 99% KL divergence, same-top-token % and passkey, next to the
+    planner's KV memory and `bench` speed."""
+    from ggufrope.evaluation import EvalSpec, parse_depths, parse_lengths, parse_variants, resolve_target
+    from ggufrope.evaluation.kv_quality import parse_kv_pairs, run_kv_sweep, summarize, table_text
+    from ggufrope.evaluation.results import write_outputs
+    tgt = resolve_target(target, log=note)
+    names = parse_variants(variants) if variants else (("preset",) if tgt.preset else ("yarn",))
+    spec = EvalSpec(task="kv", lengths=parse_lengths(lengths), depths=parse_depths(depths), variants=names,
+                    trials=trials, seed=seed, chunks=chunks, plan_ctx=plan_ctx, threads=threads,
+                    text_offset=text_offset, kv_pairs=parse_kv_pairs(kv))
+    note(f"kv: {tgt.model}" + (f" (preset {tgt.preset})" if tgt.preset else "")
+         + f"; lengths {','.join(map(str, spec.lengths))}; K/V {','.join(spec.kv_pairs)} against f16; "
+         f"variants {','.join(names)}; chunks {chunks}; passkey depths {depths} x {trials}; results in {out}")
+    _term_as_interrupt()
+    records = run_kv_sweep(spec, tgt, out, bench_dir=bench_dir, on_event=_progress("kv"))
+    paths = write_outputs(out, records, spec.to_dict(), {"label": tgt.label, "model": tgt.model,
+                                                         "preset": tgt.preset}, spec.variants, plots=plots)
+    summary = summarize(records, spec.variants)
+    if as_json:
+        print_json({"summary": summary, "files": paths})
+        return
+    echo(table_text(summary))
+    echo("")
+    for kind, p in paths.items():
+        echo(f"  {kind:<16} {p}")
 
 
 # -- bench -----------------------------------------------------------------------------------

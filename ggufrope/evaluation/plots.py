@@ -3,6 +3,7 @@
   TASK-accuracy.png   passkey/needle: accuracy against length, one line per variant
   perplexity.png      perplexity against length, one line per variant
   bench-speed.png     ggufrope bench: prompt processing and generation speed against context
+  kv-quality.png      eval kv: mean KLD and top-token agreement against KV memory, a panel per length
 """
 from __future__ import annotations
 
@@ -154,7 +155,47 @@ def _trained(records: list[dict]) -> int | None:
 
 def plot_all(out_dir: str, records: list[dict], summary: dict) -> dict[str, str]:
     task = summary["task"]
+    if task == "kv":
+        return {"plot": kv_quality(os.path.join(out_dir, "kv-quality.png"), summary)}
     if task == "perplexity":
         return {"plot_perplexity": perplexity(os.path.join(out_dir, "perplexity.png"), records, summary)}
     return {"plot_heatmap": heatmap(os.path.join(out_dir, f"{task}-heatmap.png"), records, summary),
             "plot_accuracy": accuracy(os.path.join(out_dir, f"{task}-accuracy.png"), records, summary)}
+
+
+def kv_quality(path: str, summary: dict) -> str:
+    """eval kv: per length (a column of panels), mean KL divergence (log scale, top) and same-top-token %
+    (bottom) against the planner's KV cache MiB, one labelled point per K/V pair and RoPE variant."""
+    plt = pyplot()
+    rows = [r for r in summary["rows"] if r["kld_mean"] is not None]
+    lengths = sorted({r["length"] for r in rows}) or summary["lengths"]
+    n = max(1, len(lengths))
+    fig, axes = plt.subplots(2, n, figsize=(1.5 + 3.6 * n, 6.4), squeeze=False, layout="constrained")
+    for j, length in enumerate(lengths):
+        top, bottom = axes[0][j], axes[1][j]
+        for var in summary["variants"]:
+            rs = sorted((r for r in rows if r["length"] == length and r["variant"] == var),
+                        key=lambda r: r["kv_plan_mib"] or 0)
+            if not rs:
+                continue
+            xs = [r["kv_plan_mib"] for r in rs]
+            # f16 against itself is ~0 (or exactly 0): draw it at a floor so the log axis keeps it
+            top.plot(xs, [max(r["kld_mean"], 1e-6) for r in rs], marker="o", color=_COLORS.get(var), label=var)
+            bottom.plot(xs, [r["same_top_pct"] for r in rs], marker="o", color=_COLORS.get(var), label=var)
+            for r in rs:
+                top.annotate(r["kv"], (r["kv_plan_mib"], max(r["kld_mean"], 1e-6)), fontsize=7,
+                             textcoords="offset points", xytext=(3, 3))
+                bottom.annotate(r["kv"], (r["kv_plan_mib"], r["same_top_pct"]), fontsize=7,
+                                textcoords="offset points", xytext=(3, -9))
+        top.set_yscale("log")
+        top.set_title(f"{length_label(length)} tokens")
+        top.set_ylabel("mean KLD vs f16 (log; f16 at 1e-6)")
+        bottom.set_ylabel("same top token %")
+        bottom.set_xlabel("KV cache MiB (planner)")
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+        top.legend(fontsize=7)
+    fig.suptitle("KV cache type: quality against memory" + (f" ({rows[0]['variant']})" if rows else ""))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

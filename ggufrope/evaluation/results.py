@@ -118,20 +118,36 @@ def table_markdown(summary: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def csv_text(records: list[dict]) -> str:
+def csv_text(records: list[dict], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in sorted(records, key=_sort_key):
         row = dict(r)
         row["args"] = " ".join(r.get("args") or [])
-        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return buf.getvalue()
+
+
+def summarize_task(records: list[dict], variants: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """summarize(), or eval kv's own summary (a row per length, variant and K/V pair)."""
+    if records and records[0].get("task") == "kv":
+        from ggufrope.evaluation import kv_quality
+        return kv_quality.summarize(records, variants)
+    return summarize(records, variants)
+
+
+def render_table(summary: dict) -> str:
+    """The terminal table of summarize_task's result."""
+    if summary["task"] == "kv":
+        from ggufrope.evaluation import kv_quality
+        return kv_quality.table_text(summary)
+    return table_text(summary)
 
 
 def _sort_key(r: dict):
     return (r.get("length") or 0, -1 if r.get("depth") is None else r["depth"],
-            -1 if r.get("trial") is None else r["trial"], r.get("variant") or "")
+            -1 if r.get("trial") is None else r["trial"], r.get("variant") or "", r.get("kv") or "")
 
 
 def write_outputs(out_dir: str, records: list[dict], spec: dict, target: dict,
@@ -139,8 +155,13 @@ def write_outputs(out_dir: str, records: list[dict], spec: dict, target: dict,
     """Write TASK-results.json, TASK-results.csv, TASK-table.txt, TASK-table.md and the plots;
     return {kind: path}."""
     os.makedirs(out_dir, exist_ok=True)
-    summary = summarize(records, variants)
+    summary = summarize_task(records, variants)
     task = summary["task"] or spec.get("task", "eval")
+    if task == "kv":
+        from ggufrope.evaluation import kv_quality
+        table, markdown, columns = kv_quality.table_text, kv_quality.table_markdown, kv_quality.CSV_COLUMNS
+    else:
+        table, markdown, columns = table_text, table_markdown, CSV_COLUMNS
     paths: dict[str, str] = {}
 
     def put(kind: str, name: str, text: str) -> None:
@@ -154,9 +175,9 @@ def write_outputs(out_dir: str, records: list[dict], spec: dict, target: dict,
     doc = {"task": task, "spec": spec, "target": target, "summary": _json_summary(summary),
            "records": sorted(records, key=_sort_key)}
     put("json", f"{task}-results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    put("csv", f"{task}-results.csv", csv_text(records))
-    put("table", f"{task}-table.txt", table_text(summary) + "\n")
-    put("markdown", f"{task}-table.md", table_markdown(summary))
+    put("csv", f"{task}-results.csv", csv_text(records, columns))
+    put("table", f"{task}-table.txt", table(summary) + "\n")
+    put("markdown", f"{task}-table.md", markdown(summary))
     if plots and records:
         from ggufrope.evaluation import plots as pl
         paths.update(pl.plot_all(out_dir, records, summary))
@@ -164,5 +185,7 @@ def write_outputs(out_dir: str, records: list[dict], spec: dict, target: dict,
 
 
 def _json_summary(summary: dict) -> dict:
+    if "cells" not in summary:   # eval kv: rows, already JSON-shaped
+        return summary
     # JSON object keys are strings: lengths as text
     return {**summary, "cells": {v: {str(n): c for n, c in row.items()} for v, row in summary["cells"].items()}}

@@ -20,6 +20,10 @@ from ggufrope.evaluation.spec import EvalSpec
 from ggufrope.evaluation.target import Target
 from ggufrope.evaluation.variants import Variant, make_variant
 
+# eval kv's measured fields (evaluation/kv_quality.py), copied to a `same_as` record like the others
+KV_RESULT_KEYS = ("ppl_base", "ppl_base_err", "dppl", "dppl_err", "kld_mean", "kld_err", "kld_p99", "kld_max",
+                  "same_top_pct", "same_top_err", "kld_tokens")
+
 RECORD_VERSION = 1
 
 
@@ -29,9 +33,10 @@ class Cell:
     depth: float | None     # None: perplexity, or a variant that is not applicable
     trial: int | None
     variant: str
+    kv: str | None = None   # eval kv: the K/V cache pair ("q8_0/q4_0"); None for the other tasks
 
     def key(self) -> tuple:
-        return (self.length, self.depth, self.trial, self.variant)
+        return (self.length, self.depth, self.trial, self.variant, self.kv)
 
     def label(self) -> str:
         parts = [f"L={self.length}"]
@@ -40,6 +45,8 @@ class Cell:
         if self.trial is not None:
             parts.append(f"trial={self.trial}")
         parts.append(self.variant)
+        if self.kv is not None:
+            parts.append(f"kv {self.kv}")
         return " ".join(parts)
 
 
@@ -64,7 +71,7 @@ def model_id(path: str) -> dict:
 
 
 def record_key(rec: dict) -> tuple:
-    return (rec.get("length"), rec.get("depth"), rec.get("trial"), rec.get("variant"))
+    return (rec.get("length"), rec.get("depth"), rec.get("trial"), rec.get("variant"), rec.get("kv"))
 
 
 def matches(rec: dict, config: str, mid: dict) -> bool:
@@ -129,6 +136,10 @@ class Sweep:
     def variant(self, name: str, length: int) -> Variant:
         return make_variant(self.facts, name, length, self.spec.plan_ctx, self.target.preset_rope)
 
+    def cell_variant(self, cell: Cell) -> Variant:
+        """The variant a cell runs (eval kv adds its cache flags, so they join the run key)."""
+        return self.variant(cell.variant, cell.length)
+
     def cells(self) -> list[Cell]:
         s = self.spec
         out: list[Cell] = []
@@ -178,7 +189,14 @@ class Sweep:
                                   s.chunks, v.args, s.threads, s.extra_args, self.runner, self.timeout)
             return {"ppl": r.ppl, "ppl_err": r.ppl_err, "score": r.ppl, "seconds": round(r.seconds, 2),
                     "peak_rss_mib": _mib(r.peak_rss_bytes), "attempts": r.attempts}
-        if s.task == "passkey":
+        return self.retrieval(cell, v, s.task)
+
+    def retrieval(self, cell: Cell, v: Variant, task: str) -> dict:
+        """One passkey or needle run of cell with v's flags."""
+        s = self.spec
+        tok = self.tokenizer()
+        count = tok.count if hasattr(tok, "count") else tok
+        if task == "passkey":
             from ggufrope.evaluation import passkey as mod
             p = mod.make_prompt(count, cell.length, cell.depth, cell.trial, s.seed, s.n_predict)
         else:
@@ -208,7 +226,7 @@ class Sweep:
                 if not r.get("same_as") and r.get("seconds"):
                     eta.add(r["length"], r["seconds"])
         todo = [c for c in cells if c.key() not in done]
-        variants = {(c.variant, c.length): self.variant(c.variant, c.length) for c in cells}
+        variants = {_vkey(c): self.cell_variant(c) for c in cells}
         skipped = len(cells) - len(todo)
 
         def event(kind: str, i: int, **kw) -> None:
@@ -217,7 +235,7 @@ class Sweep:
 
         event("resume", 0, skipped=skipped)
         for i, cell in enumerate(todo):
-            v = variants[(cell.variant, cell.length)]
+            v = variants[_vkey(cell)]
             rec = self._outcome(cell, v, self._base_record(cell, v, config, mid), by_run, eta,
                                 lambda: event("start", i, cell=cell))
             rec["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -258,7 +276,7 @@ def _pending_lengths(todo: list[Cell], variants: dict, by_run: dict[tuple, dict]
     keys = set(by_run)
     out = []
     for c in todo:
-        v = variants[(c.variant, c.length)]
+        v = variants[_vkey(c)]
         if not v.applicable:
             continue
         k = (c.length, c.depth, c.trial, v.run_key)
@@ -268,12 +286,16 @@ def _pending_lengths(todo: list[Cell], variants: dict, by_run: dict[tuple, dict]
     return out
 
 
+def _vkey(c: Cell) -> tuple:
+    return (c.variant, c.length, c.kv)
+
+
 def _mib(b: int | None) -> float | None:
     return None if b is None else round(b / 2**20, 1)
 
 
 _RESULT_KEYS = ("answer", "output", "found", "score", "ppl", "ppl_err", "prompt_tokens", "prompt_tokens_llama",
-                "peak_rss_mib")
+                "peak_rss_mib", *KV_RESULT_KEYS)
 
 
 def _result_fields(rec: dict) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from ggufrope.errors import UsageError
 
-TASKS = ("passkey", "needle", "perplexity")
+TASKS = ("passkey", "needle", "perplexity", "kv")
 # "preset" is the RoPE setting a preset itself asks for (only when the target is a preset)
 VARIANTS = ("none", "linear", "ntk", "yarn", "dynamic", "preset")
 DEFAULT_VARIANTS = ("none", "linear", "ntk", "yarn", "dynamic")
@@ -100,6 +100,7 @@ class EvalSpec:
     text_offset: float = 0.0     # needle/perplexity: where in the corpus the text starts (0..1)
     threads: int | None = None   # llama.cpp -t (None: its default)
     extra_args: tuple[str, ...] = field(default=())  # more llama.cpp flags for every run
+    kv_pairs: tuple[str, ...] = field(default=())    # kv: K/V cache pairs compared with f16 ("q8_0/q4_0")
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -115,13 +116,15 @@ class EvalSpec:
 
     @property
     def uses_depth(self) -> bool:
-        return self.task in ("passkey", "needle")
+        return self.task in ("passkey", "needle", "kv")   # kv: its passkey part
 
     def result_config(self) -> dict:
         """The fields that change a run's result (not the grid: each record carries its cell)."""
         d = {"task": self.task, "seed": self.seed, "plan_ctx": self.plan_ctx, "extra_args": list(self.extra_args)}
         if self.task == "perplexity":
             d.update(chunks=self.chunks, text_offset=self.text_offset)
+        elif self.task == "kv":   # each record carries its K/V pair, so the list is not part of the key
+            d.update(chunks=self.chunks, text_offset=self.text_offset, n_predict=self.n_predict)
         else:
             d.update(n_predict=self.n_predict)
             if self.task == "needle":
@@ -137,4 +140,5 @@ class EvalSpec:
         d["depths"] = list(self.depths)
         d["variants"] = list(self.variants)
         d["extra_args"] = list(self.extra_args)
+        d["kv_pairs"] = list(self.kv_pairs)
         return d
