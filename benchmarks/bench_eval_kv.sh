@@ -14,4 +14,4 @@ for len in 2k 8k 16k; do
     --chunks 1 --depths 0.5 --trials 1 --seed 0 -t 2 --bench docs/eval/bench-idle --out docs/eval/kv
 done
 .venv/bin/ggufrope eval report --task kv --out docs/eval/kv
-.venv/bin/python -m ggufrope.evaluation.kv_measured docs/eval/kv ggufrope/presets/kv_measured.json
+.venv/bin/python -c "from ggufrope.evaluation.kv_quality import write_measurements as w; w('docs/eval/kv', 'ggufrope/presets/kv_measured.json', 'benchmarks/bench_eval_kv.sh')"

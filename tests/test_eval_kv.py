@@ -134,3 +134,30 @@ def test_ci_kv_demo_end_to_end(ci_kv):
     # eval report rebuilds the same table from results.jsonl
     rep = run_cli("eval", "report", "--task", "kv", "--out", str(out), "--no-plots", env_extra=ENV, check=True)
     assert "q4_0" in rep.stdout and "mean KLD" in rep.stdout
+
+
+def test_presets_check_warns_for_q4_0_k_citing_the_measurement():
+    """presets check: q4_0 K at a measured length above warn_mean_kld -> a warning with the numbers;
+    q8_0 K (below) -> nothing."""
+    from ggufrope.presets import checks, kv_measured
+    from ggufrope.presets import load_preset
+    data = {"source": "docs/eval/kv", "model": "M", "warn_mean_kld": 0.05, "rows": [
+        {"length": 2048, "kv": "q4_0", "kld_mean": 0.3, "dppl": 0.9, "dppl_err": 0.2, "same_top_pct": 82.0},
+        {"length": 2048, "kv": "q8_0", "kld_mean": 0.01, "dppl": 0.0, "dppl_err": 0.03, "same_top_pct": 95.0}]}
+    q4 = load_preset("llama-2-7b-yarn-16k-kv-q4", {})
+    (f,) = checks.kv_quality(q4, 16384, data)
+    assert f.level == "warning" and f.field == "cache_type_k"
+    assert "mean KLD 0.3000" in f.message and "2048 tokens on M" in f.message and "docs/eval/kv" in f.message
+    assert checks.kv_quality(load_preset("llama-2-7b-yarn-16k-kv-q8", {}), 16384, data) == []
+    assert kv_measured.lookup("q4_0", "q4_0", 1024, data)["length"] == 2048   # shorter than measured: nearest
+
+
+def test_kv_preset_notes_are_the_shipped_measurement():
+    """Each built-in -kv-q8/-kv-q4 preset's `measured` line is kv_measured.json's row, as describe() words it."""
+    from ggufrope.presets import kv_measured
+    from ggufrope.presets import load_preset
+    d = kv_measured.load()
+    for name, t in (("llama-2-7b-yarn-16k-kv-q8", "q8_0"), ("qwen2.5-7b-yarn-128k-kv-q4", "q4_0")):
+        p = load_preset(name, {})
+        row = kv_measured.lookup(t, t, 1024, d)
+        assert kv_measured.describe(row, "SmolLM2-135M, the demo model") in p.res.values["measured"]

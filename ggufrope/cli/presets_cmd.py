@@ -70,6 +70,8 @@ def show_cmd(
         return
     chain = " -> ".join(f"{f.name} ({f.origin}: {f.path})" for f in reversed(res.chain))
     echo(f"{p.name}: {p.description}" if p.description else p.name)
+    if res.values.get("measured"):
+        echo(f"  measured: {res.values['measured']}")
     echo(f"  chain: {chain}")
     echo(f"  precedence: {' < '.join(res.layers)}")
     rows = []

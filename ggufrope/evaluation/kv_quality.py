@@ -304,3 +304,24 @@ def measurements(summary: dict, source: str) -> dict:
     return {"source": source, "model": None, "rows": [
         {k: r[k] for k in ("length", "variant", "kv", "kv_plan_mib", "dppl", "dppl_err", "kld_mean", "kld_p99",
                            "same_top_pct", "found", "runs")} for r in summary["rows"]]}
+
+
+WARN_MEAN_KLD = 0.05   # presets check warns above this (q8_0 measured ~0.01, q4_0 ~0.27 on SmolLM2)
+
+
+def write_measurements(out_dir: str, path: str, command: str = "", warn_mean_kld: float = WARN_MEAN_KLD) -> dict:
+    """presets/kv_measured.json from the latest `eval kv` results in out_dir."""
+    import json
+    from ggufrope.evaluation import journal
+    from ggufrope.evaluation.runner import latest
+    rs = [r for r in journal.read_records(out_dir) if r.get("task") == "kv"]
+    if not rs:
+        raise UsageError(f"{journal.journal_path(out_dir)}: no eval kv results")
+    rs = latest([r for r in rs if r["config"] == rs[-1]["config"] and r["model"] == rs[-1]["model"]])
+    doc = measurements(summarize(rs), out_dir.rstrip("/"))
+    doc.update(model=rs[0]["model"], target=rs[0].get("target"), command=command, warn_mean_kld=warn_mean_kld)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return doc

@@ -11,6 +11,7 @@ resolved preset, the file and line) to change.
    without them llama.cpp silently falls back to a slow path)
 5. a context beyond the trained context without RoPE scaling (or beyond the scaled context)
 6. the memory plan fits free RAM / VRAM                   (memory.py; ctx = "auto" picks)
+6b. a quantized K cache whose measured KL divergence is large at this length (kv_measured.json)
 7. apply = "patched" on a split model, longrope without its factor tensors, the python engine
    without llama-cpp-python
 """
@@ -96,3 +97,20 @@ def context(p: Preset, n_ctx: int, trained: int, cap: int, rope: RopeSettings, f
     if n_ctx > cap:
         return [Finding("warning", fld, f"ctx {n_ctx} is beyond the {cap} tokens the RoPE scaling reaches")]
     return []
+
+
+def kv_quality(p: Preset, n_ctx: int, data: dict | None = None) -> list[Finding]:
+    """A warning, citing the measurement, when the K cache type was measured (kv_measured.json, an
+    `eval kv` baseline) to move the next-token distribution by more than its warn_mean_kld at the
+    measured length nearest below n_ctx."""
+    if p.cache_type_k not in QUANTIZED:
+        return []
+    from ggufrope.presets import kv_measured
+    data = kv_measured.load() if data is None else data
+    row = kv_measured.lookup(p.cache_type_k, p.cache_type_v, n_ctx, data)
+    limit = data.get("warn_mean_kld")
+    if row is None or limit is None or row["kld_mean"] <= limit:
+        return []
+    return [Finding("warning", "cache_type_k",
+                    f"cache_type_k {p.cache_type_k} at ctx {n_ctx}: measured {kv_measured.describe(row, data.get('model'))} "
+                    f"(above {limit}; {data.get('source', 'ggufrope eval kv')}); q8_0 K costs far less")]
