@@ -269,6 +269,9 @@ def _rope_fields() -> list[FieldSpec]:
 
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("description", "str", "", "one line saying what the preset is for", env=False),
+    FieldSpec("measured", "str", "",
+              "one line: what this preset's K/V cache type was measured to cost in quality (`ggufrope eval kv`; "
+              "printed by `presets show`)", env=False),
     FieldSpec("model", "str", None,
               "GGUF path (~ and $VARS expanded), a split-model glob (*-of-*.gguf), or a named model (smollm2)"),
     FieldSpec("model_hint", "str", None, "which model the preset is written for (shown when model is missing)",
