@@ -102,17 +102,11 @@ def test_sweep_base_logits_made_once_per_length_and_deleted(tmp_path, tiny_model
     assert len([r for r in recs if r.get("probe") == "passkey"]) == 4
 
 
-@pytest.fixture(scope="module")
-def ci_kv(tmp_path_factory, cpu_build, smollm2):
-    out = tmp_path_factory.mktemp("eval") / "kv"
+@pytest.mark.slow
+def test_ci_kv_demo_end_to_end(tmp_path, cpu_build, smollm2):
+    out = tmp_path / "kv"
     r = run_cli("eval", "kv", "demo", "--lengths", "1k", "--kv", "f16,q8_0,q4_0", "--chunks", "1", "--depths", "0.5",
                 "--trials", "1", "--seed", "0", "-t", "2", "--out", str(out), env_extra=ENV, check=True, timeout=3600)
-    return out, r
-
-
-@pytest.mark.slow
-def test_ci_kv_demo_end_to_end(ci_kv):
-    out, r = ci_kv
     for name in ("kv-results.json", "kv-results.csv", "kv-table.txt", "kv-table.md", "kv-quality.png",
                  "results.jsonl"):
         assert (out / name).exists(), name
@@ -161,3 +155,12 @@ def test_kv_preset_notes_are_the_shipped_measurement():
         p = load_preset(name, {})
         row = kv_measured.lookup(t, t, 1024, d)
         assert kv_measured.describe(row, "SmolLM2-135M, the demo model") in p.res.values["measured"]
+
+
+def test_eval_kv_options_are_checked_before_any_run(tmp_path):
+    """The remaining options parse, and a bad --kv stops the command (exit 2) before llama.cpp runs."""
+    r = run_cli("eval", "kv", "demo", "--kv", "f16,q8", "--variants", "none", "--bench", str(tmp_path),
+                "--plan-ctx", "2048", "--text-offset", "0.1", "--no-plots", "--json", "--out", str(tmp_path / "o"),
+                env_extra=ENV)
+    assert r.returncode == 2 and "did you mean 'q8_0'" in r.stderr
+    assert not (tmp_path / "o" / "results.jsonl").exists()
