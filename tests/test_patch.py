@@ -257,3 +257,19 @@ def test_copy_range_moves_exact_bytes(tmp_path, monkeypatch, src_off, dst_off, n
         os.close(dfd)
     assert dst.read_bytes() == b"h" * dst_off + data[src_off:src_off + n]
     assert seen[-1] == (n, n) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def _patch_flag_cases():
+    from ggufrope.gguf.constants import ValueType
+    from ggufrope.settings.keys import ROPE_KEYS
+    value = {ValueType.UINT32: ("512", "512"), ValueType.FLOAT32: ("2.5", "2.5"), ValueType.STRING: ("yarn", '"yarn"')}
+    return [pytest.param(rk.patch_flag, rk.suffix, *value[rk.vtype], id=rk.field) for rk in ROPE_KEYS if rk.patch_flag]
+
+
+@pytest.mark.parametrize("flag,suffix,given,shown", _patch_flag_cases())
+def test_each_patch_flag_of_the_key_table_writes_its_key(tiny_model, flag, suffix, given, shown):
+    """The key table's patch_flag column is what `ggufrope patch` takes (plan's patch command is
+    built from it): each flag writes its key (a factor also writes the context it reaches)."""
+    r = run_cli("patch", tiny_model(n_ctx=256), "--dry-run", "--json", flag, given, check=True)
+    changes = {c["key"]: c["after"] for c in json.loads(r.stdout)["changes"]}
+    assert changes[f"llama.{suffix}"] == shown

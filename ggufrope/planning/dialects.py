@@ -28,16 +28,6 @@ from ggufrope.settings.projection import Projection, split_by_reader, vllm_args
 LLAMA_CPP_PYTHON_DEFAULTS = {rk.kwarg: rk.hparam_default for rk in ROPE_KEYS
                              if rk.kwarg is not None and rk.field.startswith("yarn_")}
 
-# RopeSettings field -> `ggufrope patch` flag (named as llama.cpp names them)
-_PATCH_FLAGS = {
-    "scaling_type": "--rope-scaling", "scaling_factor": "--rope-scale", "freq_base": "--rope-freq-base",
-    "original_context_length": "--yarn-orig-ctx", "yarn_ext_factor": "--yarn-ext-factor",
-    "yarn_attn_factor": "--yarn-attn-factor", "yarn_beta_fast": "--yarn-beta-fast",
-    "yarn_beta_slow": "--yarn-beta-slow", "yarn_log_multiplier": "--yarn-log-multiplier",
-    "context_length": "--ctx",
-}
-
-
 def patch_argv(model: str, out: str, settings: RopeSettings, arch: str) -> list[str]:
     """`ggufrope patch MODEL -o OUT ...` writing exactly these settings."""
     argv = ["ggufrope", "patch", model, "-o", out]
@@ -46,7 +36,7 @@ def patch_argv(model: str, out: str, settings: RopeSettings, arch: str) -> list[
         v = getattr(settings, rk.field)
         if v is None:
             continue
-        flag = _PATCH_FLAGS.get(rk.field)
+        flag = rk.patch_flag
         if flag is None:
             argv += ["--set", RopeSettings(**{rk.field: v}).to_override_kv(arch)[0]]
         else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ggufrope.booleans import parse_bool
-from ggufrope.settings.keys import SCALING_TYPES
+from ggufrope.settings.keys import ROPE_KEYS, SCALING_TYPES
 from ggufrope.settings.model_info import KV_CACHE_TYPES
 from ggufrope.settings.rope_settings import RopeSettings
 
@@ -238,22 +238,7 @@ def _rope_fields() -> list[FieldSpec]:
     out = [FieldSpec("rope.plan", "plan", None,
                      'compute the RoPE settings with `ggufrope plan`: "yarn:32768" (also linear, ntk, dynamic); '
                      "explicit rope fields override what the plan computes")]
-    docs = {
-        "context_length": "the file's context_length (n_ctx_train; llama-server's per-slot cap)",
-        "dimension_count": "RoPE dimensions (rope.dimension_count)",
-        "freq_base": "RoPE base frequency (--rope-freq-base)",
-        "scale_linear": "old name of the scaling factor (rope.scale_linear)",
-        "scaling_type": "none, linear, yarn or longrope (--rope-scaling)",
-        "scaling_factor": "scaling factor s (--rope-scale)",
-        "original_context_length": "trained context the scaling is measured against (--yarn-orig-ctx)",
-        "attn_factor": "multiplies the attention factor (rope.scaling.attn_factor)",
-        "finetuned": "the model was fine-tuned with this scaling (informational)",
-        "yarn_log_multiplier": "YaRN magnitude multiplier (deepseek2/mistral3)",
-        "yarn_ext_factor": "YaRN extrapolation mix (--yarn-ext-factor; -1 = 1 for yarn)",
-        "yarn_attn_factor": "YaRN attention factor (--yarn-attn-factor)",
-        "yarn_beta_fast": "YaRN beta_fast (--yarn-beta-fast, default 32)",
-        "yarn_beta_slow": "YaRN beta_slow (--yarn-beta-slow, default 1)",
-    }
+    docs = {rk.field: rk.doc for rk in ROPE_KEYS}
     for f in fields(RopeSettings):
         t = f.type if isinstance(f.type, str) else str(f.type)
         if f.name == "scaling_type":

@@ -39,6 +39,9 @@ class RopeKey:
     # llama-cpp-python passes its own default for this kwarg (>= 0, so it beats the file: llama-context.cpp
     # l.114-117); the projection must pass the resolved value
     kwarg_overrides_file: bool = False
+    patch_flag: str | None = None  # `ggufrope patch`'s flag for it (named as llama.cpp names its flag); None: --set
+    signed: bool = False           # a float that may be zero or negative (only finite is required)
+    doc: str = ""                  # one line for preset docs (`[rope]` fields) and help
 
     def key(self, arch: str) -> str:
         return f"{arch}.{self.suffix}"
@@ -61,41 +64,53 @@ _GROK_MISTRAL3 = frozenset({"grok", "mistral3"})
 ROPE_KEYS: tuple[RopeKey, ...] = (
     RopeKey("context_length", "context_length", ValueType.UINT32,
             "required: llama.cpp refuses the file", "-c",
-            note="n_ctx_train: default context and llama-server's per-slot cap", kwarg="n_ctx"),
+            note="n_ctx_train: default context and llama-server's per-slot cap", kwarg="n_ctx", patch_flag="--ctx",
+            doc="the file's context_length (n_ctx_train; llama-server's per-slot cap)"),
     RopeKey("dimension_count", "rope.dimension_count", ValueType.UINT32,
-            "the head dimension (n_embd / n_head)", None),
+            "the head dimension (n_embd / n_head)", None, doc="RoPE dimensions (rope.dimension_count)"),
     RopeKey("freq_base", "rope.freq_base", ValueType.FLOAT32, "10000", "--rope-freq-base",
-            kwarg="rope_freq_base", hparam_default=10000.0),
+            kwarg="rope_freq_base", hparam_default=10000.0, patch_flag="--rope-freq-base",
+            doc="RoPE base frequency (--rope-freq-base)"),
     RopeKey("scale_linear", "rope.scale_linear", ValueType.FLOAT32,
             "unused (old name of rope.scaling.factor, read only when that is absent)", "--rope-scale",
-            kwarg="rope_freq_scale", note="the flag and kwarg carry the factor, as 1/factor for the kwarg"),
+            kwarg="rope_freq_scale", note="the flag and kwarg carry the factor, as 1/factor for the kwarg",
+            doc="old name of the scaling factor (rope.scale_linear)"),
     RopeKey("scaling_type", "rope.scaling.type", ValueType.STRING,
             "linear (a no-op while the factor is 1)", "--rope-scaling",
-            kwarg="rope_scaling_type", note="--rope-scaling has no longrope: that travels as --override-kv"),
+            kwarg="rope_scaling_type", note="--rope-scaling has no longrope: that travels as --override-kv",
+            patch_flag="--rope-scaling", doc="none, linear, yarn or longrope (--rope-scaling)"),
     RopeKey("scaling_factor", "rope.scaling.factor", ValueType.FLOAT32,
             "1 (no scaling)", "--rope-scale", kwarg="rope_freq_scale",
-            note="--rope-scale N and the kwarg rope_freq_scale = 1.0f/N (common/arg.cpp l.2347)"),
+            note="--rope-scale N and the kwarg rope_freq_scale = 1.0f/N (common/arg.cpp l.2347)",
+            patch_flag="--rope-scale", doc="scaling factor s (--rope-scale)"),
     RopeKey("original_context_length", "rope.scaling.original_context_length", ValueType.UINT32,
-            "context_length", "--yarn-orig-ctx", kwarg="yarn_orig_ctx"),
+            "context_length", "--yarn-orig-ctx", kwarg="yarn_orig_ctx", patch_flag="--yarn-orig-ctx",
+            doc="trained context the scaling is measured against (--yarn-orig-ctx)"),
     RopeKey("attn_factor", "rope.scaling.attn_factor", ValueType.FLOAT32,
-            "1.0", None, note="multiplies the final attention factor"),
+            "1.0", None, note="multiplies the final attention factor",
+            doc="multiplies the attention factor (rope.scaling.attn_factor)"),
     RopeKey("finetuned", "rope.scaling.finetuned", ValueType.BOOL, "false", None,
-            note="informational only (logged)"),
+            note="informational only (logged)", doc="the model was fine-tuned with this scaling (informational)"),
     RopeKey("yarn_log_multiplier", "rope.scaling.yarn_log_multiplier", ValueType.FLOAT32,
             "0 (plain YaRN magnitude 0.1*ln(s)+1)", None,
-            read_by=frozenset({"deepseek2", "deepseek32", "mistral3"})),
+            read_by=frozenset({"deepseek2", "deepseek32", "mistral3"}), patch_flag="--yarn-log-multiplier",
+            signed=True, doc="YaRN magnitude multiplier (deepseek2/mistral3)"),
     RopeKey("yarn_ext_factor", "rope.scaling.yarn_ext_factor", ValueType.FLOAT32,
             "-1: 1.0 for yarn, 0 otherwise", "--yarn-ext-factor", read_by=frozenset({"grok"}),
-            kwarg="yarn_ext_factor", hparam_default=-1.0),
+            kwarg="yarn_ext_factor", hparam_default=-1.0, patch_flag="--yarn-ext-factor", signed=True,
+            doc="YaRN extrapolation mix (--yarn-ext-factor; -1 = 1 for yarn)"),
     RopeKey("yarn_attn_factor", "rope.scaling.yarn_attn_factor", ValueType.FLOAT32,
             "1.0 (recomputed from the factor when ext_factor != 0)", "--yarn-attn-factor",
-            read_by=frozenset({"grok"}), kwarg="yarn_attn_factor", hparam_default=1.0, kwarg_overrides_file=True),
+            read_by=frozenset({"grok"}), kwarg="yarn_attn_factor", hparam_default=1.0, kwarg_overrides_file=True,
+            patch_flag="--yarn-attn-factor", doc="YaRN attention factor (--yarn-attn-factor)"),
     RopeKey("yarn_beta_fast", "rope.scaling.yarn_beta_fast", ValueType.FLOAT32, "32 (8 for grok)",
             "--yarn-beta-fast", read_by=_GROK_MISTRAL3, kwarg="yarn_beta_fast", hparam_default=32.0,
-            arch_defaults=(("grok", 8.0),), kwarg_overrides_file=True),  # src/models/grok.cpp l.5
+            arch_defaults=(("grok", 8.0),), kwarg_overrides_file=True,  # src/models/grok.cpp l.5
+            patch_flag="--yarn-beta-fast", doc="YaRN beta_fast (--yarn-beta-fast, default 32)"),
     RopeKey("yarn_beta_slow", "rope.scaling.yarn_beta_slow", ValueType.FLOAT32, "1",
             "--yarn-beta-slow", read_by=_GROK_MISTRAL3, kwarg="yarn_beta_slow", hparam_default=1.0,
-            kwarg_overrides_file=True),
+            kwarg_overrides_file=True, patch_flag="--yarn-beta-slow",
+            doc="YaRN beta_slow (--yarn-beta-slow, default 1)"),
 )
 
 BY_FIELD: dict[str, RopeKey] = {k.field: k for k in ROPE_KEYS}

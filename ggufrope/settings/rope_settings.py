@@ -22,10 +22,11 @@ from ggufrope.settings.keys import BY_FIELD, OVERRIDE_TYPES, ROPE_KEYS, SCALING_
 
 
 
-_POSITIVE = ("scaling_factor", "scale_linear", "freq_base", "attn_factor", "yarn_attn_factor", "yarn_beta_fast",
-             "yarn_beta_slow")
-_FINITE = ("yarn_ext_factor", "yarn_log_multiplier")
-_COUNTS = ("context_length", "original_context_length", "dimension_count")
+# each key's value rule, from the key table: counts (UINT32), positive floats, and floats that
+# only need to be finite (RopeKey.signed)
+_COUNTS = {rk.field for rk in ROPE_KEYS if rk.vtype == ValueType.UINT32}
+_POSITIVE = {rk.field for rk in ROPE_KEYS if rk.vtype == ValueType.FLOAT32 and not rk.signed}
+_FINITE = {rk.field for rk in ROPE_KEYS if rk.vtype == ValueType.FLOAT32 and rk.signed}
 
 
 def check_value(field_name: str, v: Any) -> None:
