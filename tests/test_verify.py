@@ -79,8 +79,15 @@ def test_verify_every_rope_flag_reaches_llama_cpp(cpu_build, tiny_model):
     eff = json.loads(r.stdout)["effective"]
     assert eff["n_ctx"] == 512 and eff["rope_scaling_type"] == "yarn" and eff["freq_scale"] == 0.5
     assert eff["freq_base"] == 20000 and eff["n_ctx_orig_yarn"] == 128
-    assert (eff["yarn_ext_factor"], eff["yarn_attn_factor"]) == (0.5, 0.75)
+    # ext_factor != 0 makes llama.cpp recompute the attention factor from the scale and drop the
+    # flag's value (src/llama-context.cpp ~l.177-211: get_mscale(2)/(1+0.1 ln 2) = 1)
+    assert (eff["yarn_ext_factor"], eff["yarn_attn_factor"]) == (0.5, 1)
     assert (eff["yarn_beta_fast"], eff["yarn_beta_slow"]) == (16, 2)
+    # with ext_factor 0 nothing recomputes it, so --yarn-attn-factor is what llama.cpp runs
+    r = run_cli("verify", tiny_model(), "--ctx", "512", "--rope-scaling", "yarn", "--rope-scale", "2",
+                "--yarn-ext-factor", "0", "--yarn-attn-factor", "0.75", "--json", env_extra=HOME, check=True)
+    eff = json.loads(r.stdout)["effective"]
+    assert (eff["yarn_ext_factor"], eff["yarn_attn_factor"]) == (0, 0.75)
     # the text form names the flags it applied
     t = run_cli("verify", tiny_model(), "--ctx", "512", "--rope-scaling", "linear", "--rope-scale", "2",
                 env_extra=HOME, check=True)
@@ -94,7 +101,7 @@ def test_verify_exits_1_on_a_real_disagreement(cpu_build, tiny_model):
     model = tiny_model(extra={"llama.rope.scaling.original_context_length": (gguf.GGUFValueType.UINT32, 0)})
     r = run_cli("verify", model, env_extra=HOME)
     assert r.returncode == 1, (r.stdout, r.stderr)
-    row = next(ln.split() for ln in r.stdout.splitlines() if ln.startswith("llama.rope.scaling.original_context_length"))
+    row = next(ln.split() for ln in r.stdout.splitlines() if ln.strip().startswith("llama.rope.scaling.original_context_length"))
     assert row[1:] == ["0", "256", "0", "DIFFERS"]
     assert r.stdout.count("DIFFERS") == 1 and r.stdout.splitlines()[-1] == "1 value(s) differ"
     j = run_cli("verify", model, "--json", env_extra=HOME)
