@@ -71,10 +71,6 @@ class ModelFacts:
         return self.info.rope_dims
 
     @property
-    def head_dim(self) -> int:
-        return self.info.head_dim_k
-
-    @property
     def splits(self) -> tuple[str, ...]:
         return tuple(p.path for p in self.split_parts)
 

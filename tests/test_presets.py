@@ -189,7 +189,7 @@ def test_auto_ctx_is_the_largest_that_fits_capped_at_the_scaled_context(tmp_path
     # YaRN x8 from 256: reaches 2048; plenty of memory -> the cap
     prep = prep_for(m, '[rope]\nplan = "yarn:2048"\n', tmp=str(tmp_path))
     assert prep.n_ctx == 2048 and prep.ctx_cap == 2048
-    assert prep.want.scaling_type == "yarn" and prep.want.scaling_factor == 8.0
+    assert prep.projection.want.scaling_type == "yarn" and prep.projection.want.scaling_factor == 8.0
     # little memory: the largest multiple of 256 whose plan fits
     from ggufrope.presets import memory
     kv_per_cell = prep.model.info.kv_cache_bytes(1, "f16")
@@ -212,7 +212,7 @@ def test_ctx_beyond_trained_without_scaling_is_flagged(tmp_path, tiny_model):
     assert 'rope.plan = "yarn:1024"' in w[0].message
     # the context_length cap is lifted for llama-server (no yarn flags do it here); the original
     # context is pinned so the override does not move llama.cpp's n_ctx_orig_yarn (kwargs agree)
-    assert prep.rope_args() == ["--yarn-orig-ctx", "256", "--override-kv", "llama.context_length=int:1024"]
+    assert prep.projection.rope_flags() == ["--yarn-orig-ctx", "256", "--override-kv", "llama.context_length=int:1024"]
     assert prep.to_llama_cpp_kwargs()["yarn_orig_ctx"] == 256
 
 
@@ -247,10 +247,10 @@ def test_patched_apply_writes_read_keys_to_the_copy_and_flags_the_rest(tmp_path,
                        'yarn_beta_fast = 16.0\n', tmp=str(tmp_path))
     assert prep.needs_patch and prep.run_model.startswith(os.environ["GGUFROPE_HOME"])
     # what the patch writes, decided by the projection: context_length from the factor, the original pinned
-    assert prep.file_part.as_dict() == {"scaling_type": "yarn", "scaling_factor": 4.0, "context_length": 1024,
+    assert prep.projection.file_part.as_dict() == {"scaling_type": "yarn", "scaling_factor": 4.0, "context_length": 1024,
                                         "original_context_length": 256}
     # llama.cpp does not read yarn_beta_fast from a llama file: it stays a runtime flag
-    assert prep.rope_args() == ["--yarn-beta-fast", "16"]
+    assert prep.projection.rope_flags() == ["--yarn-beta-fast", "16"]
     from ggufrope.gguf import read_header
     from ggufrope.presets.prepare import write_patched_copy
     out = write_patched_copy(prep)

@@ -104,7 +104,7 @@ def check_cmd(
     m = prep.mem
     if as_json:
         print_json({"preset": p.name, "model": prep.model.path, "run_model": prep.run_model, "n_ctx": prep.n_ctx,
-                    "ctx_cap": prep.ctx_cap, "rope": prep.want.as_dict(), "flash_attn": prep.flash_attn,
+                    "ctx_cap": prep.ctx_cap, "rope": prep.projection.want.as_dict(), "flash_attn": prep.flash_attn,
                     "memory": {"weights": m.weights, "kv_cache": m.kv, "compute_estimate": m.compute,
                                "total": m.total, "device": m.device, "available": m.available,
                                "headroom": m.headroom, "fits": m.fits},
@@ -114,8 +114,8 @@ def check_cmd(
     echo(f"{p.name}: ok")
     rows = [["model", prep.model.path + (f"  (runs the patched copy {prep.run_model})"
                                          if prep.run_model != prep.model.path else "")],
-            ["architecture", f"{prep.arch}, trained context {prep.model.trained_ctx}"],
-            ["rope", ", ".join(f"{k}={v}" for k, v in prep.want.as_dict().items()) or "the file's own"],
+            ["architecture", f"{prep.model.arch}, trained context {prep.model.trained_ctx}"],
+            ["rope", ", ".join(f"{k}={v}" for k, v in prep.projection.want.as_dict().items()) or "the file's own"],
             ["context", f"{prep.n_ctx} (RoPE settings reach {prep.ctx_cap})"],
             ["KV cache", f"{p.cache_type_k}/{p.cache_type_v}, flash attention {prep.flash_attn}"],
             ["memory", m.summary()]]

@@ -34,7 +34,7 @@ def plan_report(plan: Plan, model: str | None = None, out: str | None = None) ->
         "scaling_needed": plan.needed,
         "llama_cpp_supports_method": plan.llama_cpp_native,
         "rope_dims": f.n_dims,
-        "head_dim": f.head_dim,
+        "head_dim": f.info.head_dim_k,
         "freq_base": f.freq_base,
         "freq_base_source": f.freq_base_source,
         "file_settings": f.current.as_dict(),

@@ -47,7 +47,7 @@ def write_patched_copy(prep: Prepared, log: Callable[[str], None] = lambda s: No
     from ggufrope.edit import patch_file
     from ggufrope.edit.requests import PatchRequest, request_ops
     os.makedirs(os.path.dirname(prep.run_model), exist_ok=True)
-    req = PatchRequest(rope=prep.file_part)
+    req = PatchRequest(rope=prep.projection.file_part)
     log(f"writing the patched copy {prep.run_model}")
     patch_file(prep.model.path, lambda h: request_ops(h, req)[0], out=prep.run_model)
     return prep.run_model

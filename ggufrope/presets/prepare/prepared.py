@@ -39,30 +39,8 @@ class Prepared:
     system_prompt_file: str | None = None  # a system prompt too long for an argv goes here (-sysf)
 
     @property
-    def arch(self) -> str:
-        return self.model.arch
-
-    @property
-    def want(self) -> RopeSettings:
-        """The RoPE settings asked for (plan, then explicit fields)."""
-        return self.projection.want
-
-    @property
-    def file_part(self) -> RopeSettings:
-        """apply = patched: the keys written into the copy."""
-        return self.projection.file_part
-
-    @property
-    def flag_part(self) -> RopeSettings:
-        return self.projection.flag_part
-
-    @property
     def n_ctx(self) -> int:
         return self.projection.n_ctx
-
-    def rope_args(self) -> list[str]:
-        """llama.cpp's RoPE flags (without -c)."""
-        return self.projection.rope_flags()
 
     def to_llama_args(self, tool: str) -> list[str]:
         """Arguments (without the binary) for llama-cli, llama-completion or llama-server."""
