@@ -85,36 +85,36 @@ class Release:
 
 # Pins from PyPI's simple index (files and sha256). 13.0 matches the nvcc 13.0.88 here; its
 # wheels are what NVIDIA's own pip-installed toolkit is made of (see its dist-info folders).
-RELEASES: dict[str, Release] = {
-    "13.0": Release("13.0", "nvidia/cu13/", {
-        "nvcc": (
-            Wheel("nvidia-cuda-nvcc", "13.0.88", {
-                "x86_64": (37384532, "56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03"),
-                "aarch64": (32455430, "c7ff28f86a24effdc6c034fa15230c549a273e4771b10a7fec14996f8cf3307f")}),
-            Wheel("nvidia-cuda-crt", "13.0.88", {
-                "x86_64": (134086, "2c8043c7c9e02492716426e9919fc78d2c5b3b2a7a768a88e952676b08aa55a4"),
-                "aarch64": (134086, "ee2ea2a97073e02ee62bb27841f437332be2c248e3eac013df07997ada39c003")}),
-            Wheel("nvidia-nvvm", "13.0.88", {
-                "x86_64": (61601415, "c5f41ffeb6466944a026dfa5317d7d85355c119bbec279205d22f1869d1054e0"),
-                "aarch64": (59234185, "c4376a291d72d22a315d9d2f69bdae8f8cd83a627f75bad395cee49a0fe65dc1")}),
-        ),
-        "cudart": (
-            Wheel("nvidia-cuda-runtime", "13.0.96", {
-                "x86_64": (2243632, "7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"),
-                "aarch64": (2261060, "ef9bcbe90493a2b9d810e43d249adb3d02e98dd30200d86607d8d02687c43f55")}),
-        ),
-        "cccl": (
-            Wheel("nvidia-cuda-cccl", "13.0.85", {
-                "x86_64": (3120526, "e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649"),
-                "aarch64": (3120528, "6f0203e29fed809ee2b7fe9b1344df66ecab990c37d6a2e0e189b26d6c97ed7c")}),
-        ),
-        "cublas": (
-            Wheel("nvidia-cublas", "13.0.2.14", {
-                "x86_64": (420882912, "0cf238ffdbe46c00cb9aa98e7bca745c223a5ca5a53e686ac8b3e5a08fe80d6c"),
-                "aarch64": (540253486, "17165c296de689662b96e0ef4f21dfbff3092ff00d0e3e59470f5acb08c0f87d")}),
-        ),
-    }),
-}
+# One row per wheel file: piece, package, version, machine, size in bytes, sha256.
+_PINS_13_0 = """
+nvcc    nvidia-cuda-nvcc     13.0.88    x86_64   37384532   56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03
+nvcc    nvidia-cuda-nvcc     13.0.88    aarch64  32455430   c7ff28f86a24effdc6c034fa15230c549a273e4771b10a7fec14996f8cf3307f
+nvcc    nvidia-cuda-crt      13.0.88    x86_64   134086     2c8043c7c9e02492716426e9919fc78d2c5b3b2a7a768a88e952676b08aa55a4
+nvcc    nvidia-cuda-crt      13.0.88    aarch64  134086     ee2ea2a97073e02ee62bb27841f437332be2c248e3eac013df07997ada39c003
+nvcc    nvidia-nvvm          13.0.88    x86_64   61601415   c5f41ffeb6466944a026dfa5317d7d85355c119bbec279205d22f1869d1054e0
+nvcc    nvidia-nvvm          13.0.88    aarch64  59234185   c4376a291d72d22a315d9d2f69bdae8f8cd83a627f75bad395cee49a0fe65dc1
+cudart  nvidia-cuda-runtime  13.0.96    x86_64   2243632    7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548
+cudart  nvidia-cuda-runtime  13.0.96    aarch64  2261060    ef9bcbe90493a2b9d810e43d249adb3d02e98dd30200d86607d8d02687c43f55
+cccl    nvidia-cuda-cccl     13.0.85    x86_64   3120526    e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649
+cccl    nvidia-cuda-cccl     13.0.85    aarch64  3120528    6f0203e29fed809ee2b7fe9b1344df66ecab990c37d6a2e0e189b26d6c97ed7c
+cublas  nvidia-cublas        13.0.2.14  x86_64   420882912  0cf238ffdbe46c00cb9aa98e7bca745c223a5ca5a53e686ac8b3e5a08fe80d6c
+cublas  nvidia-cublas        13.0.2.14  aarch64  540253486  17165c296de689662b96e0ef4f21dfbff3092ff00d0e3e59470f5acb08c0f87d
+"""
+
+
+def _release(version: str, prefix: str, pins: str) -> Release:
+    """A Release from a pin table (rows of one wheel's files are grouped; order is kept)."""
+    files: dict[tuple[str, str, str], dict[str, tuple[int, str]]] = {}
+    for line in pins.strip().splitlines():
+        piece, name, ver, machine, size, sha = line.split()
+        files.setdefault((piece, name, ver), {})[machine] = (int(size), sha)
+    wheels: dict[str, list[Wheel]] = {}
+    for (piece, name, ver), by_machine in files.items():
+        wheels.setdefault(piece, []).append(Wheel(name, ver, by_machine))
+    return Release(version, prefix, {piece: tuple(ws) for piece, ws in wheels.items()})
+
+
+RELEASES: dict[str, Release] = {"13.0": _release("13.0", "nvidia/cu13/", _PINS_13_0)}
 
 # What shows a piece is present under a toolkit root (any one pattern, relative to the root).
 _MARKERS = {
