@@ -129,3 +129,30 @@ def test_without_node_serve_says_there_is_no_page_and_what_to_install(cpu_build,
                      "(Debian/Ubuntu: apt-get install nodejs npm))"], err
     assert not os.path.isdir(os.path.join(os.environ["GGUFROPE_HOME"], "webui"))   # and npm was not run
     assert run_cli("build", "list", "--json", env_extra={"PATH": str(bare)}, check=True)
+
+
+def test_a_failed_npm_run_is_remembered_and_force_tries_again(tmp_path):
+    """npm failing (offline, a broken lock file) leaves the build without the page, says why with
+    the log, and is not retried on every build (build --force tries again)."""
+    from ggufrope.build import webui
+    src = tmp_path / "llama.cpp"
+    (src / "tools" / "ui").mkdir(parents=True)
+    (src / "tools" / "ui" / "package-lock.json").write_text("{}")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "npm.calls"
+    (bin_dir / "node").write_text("#!/bin/sh\necho v20.19.0\n")
+    (bin_dir / "npm").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\necho 'npm error network' >&2\nexit 1\n")
+    for f in ("node", "npm"):
+        os.chmod(bin_dir / f, 0o755)
+    which = lambda name: str(bin_dir / name) if name in ("node", "npm") else None  # noqa: E731
+    env = {"GGUFROPE_HOME": str(tmp_path / "home")}
+    assert webui.wanted(str(src), env, which) == webui.ui_key(str(src))     # npm could build it
+    s = webui.ensure(str(src), env, which=which)
+    assert s.dist is None and "`npm ci --no-audit --no-fund` failed (exit 1) building the web UI (npm error network)" in s.why and "npm.log" in s.why
+    assert calls.read_text().split() == ["ci", "--no-audit", "--no-fund"]
+    assert webui.wanted(str(src), env, which) is None     # so a build stamped without the page is current
+    assert webui.ensure(str(src), env, which=which).why == s.why and len(calls.read_text().splitlines()) == 1
+    webui.ensure(str(src), env, force=True, which=which)
+    assert len(calls.read_text().splitlines()) == 2
+    assert "node not found" in webui.state(str(src), {"GGUFROPE_HOME": str(tmp_path / "h2")}, lambda n: None).why

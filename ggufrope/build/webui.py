@@ -166,7 +166,8 @@ def _npm_build(source_dir: str, key: str, cdir: str, env: Mapping[str, str], log
             rc = subprocess.run(argv, cwd=work, env=child_env, stdin=subprocess.DEVNULL, stdout=lf,
                                 stderr=subprocess.STDOUT).returncode
             if rc != 0 or (argv[-1] == "build" and not os.path.isfile(os.path.join(out, "index.html"))):
-                why = (f"`npm {' '.join(argv[1:])}` failed (exit {rc}) building the web UI; log: {log_path}; "
+                last = (log_tail(log_path, 1) or "").strip()
+                why = (f"`npm {' '.join(argv[1:])}` failed (exit {rc}) building the web UI ({last}); log: {log_path}; "
                        f"`ggufrope build --force` tries again")
                 with open(os.path.join(cdir, "failed.json"), "w") as f:
                     json.dump({"why": why, "tail": log_tail(log_path, 12)}, f)
