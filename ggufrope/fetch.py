@@ -14,15 +14,11 @@ Fetches of one destination are serialised by a lock file (fcntl.flock) beside it
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import os
 import posixpath
-import tarfile
 import tempfile
-import urllib.request
-import zipfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +31,15 @@ Opener = Callable[[str], IO[bytes]]
 _CHUNK = 1 << 20
 # Parts of an unpacked tree that tools may rewrite legitimately (git keeps its own metadata).
 _UNCHECKED_PREFIXES = (".git/",)
+# urllib.request (with ssl, http, email), tarfile, zipfile and gzip are imported where they are
+# used: every command that resolves a model imports this module, and they cost ~25 ms at start-up
+
+
+def _archive_errors() -> tuple[type[BaseException], ...]:
+    import gzip
+    import tarfile
+    import zipfile
+    return (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Member:
 
 
 def _open_url(url: str) -> IO[bytes]:
+    import urllib.request
     return urllib.request.urlopen(url, timeout=60)
 
 
@@ -137,6 +143,8 @@ def _copy_bounded(src: IO[bytes], out: IO[bytes], size: int, what: str) -> str:
 
 def extract_member(archive: str, m: Member, out_path: str) -> None:
     """Write member m of a checked archive to out_path, reading only its pinned size, and check its sha256."""
+    import tarfile
+    import zipfile
     what = f"{os.path.basename(archive)}:{m.name}"
     try:
         if archive.endswith((".whl", ".zip")):
@@ -161,7 +169,7 @@ def extract_member(archive: str, m: Member, out_path: str) -> None:
                 assert src is not None  # a regular file
                 with src, open(out_path, "wb") as out:
                     got = _copy_bounded(src, out, m.size, what)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+    except _archive_errors() as e:
         raise _damaged(archive, e) from None
     if got != m.sha256:
         raise FetchError(f"{what}: sha256 {got[:16]}… does not match the pinned {m.sha256[:16]}…")
@@ -182,6 +190,7 @@ def extract_tree(archive: str, dest: str, top: str, max_bytes: int) -> dict[str,
     Only regular files and folders are unpacked (links, devices and the like are refused), file
     modes lose setuid/setgid/sticky and group/other write, mtimes are kept (the build cache keys on
     them), and at most max_bytes are written. Returns the manifest {relpath: [size, mtime, sha256]}."""
+    import tarfile
     manifest: dict[str, list] = {}
     total = 0
     root = os.path.join(dest, top)
@@ -210,7 +219,7 @@ def extract_tree(archive: str, dest: str, top: str, max_bytes: int) -> dict[str,
                 os.utime(target, (info.mtime, info.mtime))
                 if not rel.startswith(_UNCHECKED_PREFIXES):
                     manifest[rel] = [info.size, info.mtime, digest]
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+    except _archive_errors() as e:
         raise _damaged(archive, e) from None
     except FileExistsError as e:
         raise FetchError(f"{archive}: member {e.filename} appears twice; refusing to unpack it") from None
