@@ -121,6 +121,13 @@ def _run_eval(task: str, target_arg: str, lengths: str, depths: str, variants: s
         echo(f"  {kind:<16} {p}")
 
 
+# options eval kv shares with passkey/needle/perplexity, declared once
+_OUT = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there).")
+_PLAN_CTX = typer.Option(None, "--plan-ctx", help="Plan every variant for this context instead of each length.")
+_THREADS = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own).")
+_JSON = typer.Option(False, "--json", help="Summary and file paths as JSON.")
+
+
 def _eval_options(
     target: str = typer.Argument(..., metavar="PRESET|MODEL",
                                  help="A preset name, a GGUF file or a named model (smollm2)."),
@@ -130,15 +137,14 @@ def _eval_options(
     variants: str = typer.Option("none,linear,ntk,yarn,dynamic", "--variants", help=_VARIANTS_HELP),
     trials: int = typer.Option(1, "--trials", help="Runs per (length, depth, variant), each with its own key."),
     seed: int = typer.Option(0, "--seed", help="Seed for keys, facts and text positions."),
-    out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
+    out: str = _OUT,
     n_predict: int = typer.Option(10, "--n-predict", help="Tokens generated (the answer must be among them)."),
     chunks: int = typer.Option(1, "--chunks", help="llama-perplexity --chunks."),
-    plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
-                                           help="Plan every variant for this context instead of each length."),
-    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
+    plan_ctx: Optional[int] = _PLAN_CTX,
+    threads: Optional[int] = _THREADS,
     text_offset: float = typer.Option(0.0, "--text-offset", help="Where the text starts in the corpus (0..1)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
-    as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Every option of `eval passkey|needle|perplexity`; each task offers the ones it reads."""
 
@@ -221,13 +227,12 @@ def kv_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for the passkeys."),
     bench_dir: Optional[str] = typer.Option(None, "--bench",
                                             help="A `ggufrope bench --out` folder: show its speeds per KV type."),
-    out: str = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what is there)."),
-    plan_ctx: Optional[int] = typer.Option(None, "--plan-ctx",
-                                           help="Plan every variant for this context instead of each length."),
-    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own)."),
+    out: str = _OUT,
+    plan_ctx: Optional[int] = _PLAN_CTX,
+    threads: Optional[int] = _THREADS,
     text_offset: float = typer.Option(0.0, "--text-offset", help="Start of the scored text in the corpus (0..1)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plot."),
-    as_json: bool = typer.Option(False, "--json", help="Summary and file paths as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """What a quantized KV cache costs in quality: per length, f16 logits as the base, then per
     K/V pair Δperplexity, mean and 99% KL divergence, same-top-token % and passkey, next to the
