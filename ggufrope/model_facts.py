@@ -66,6 +66,11 @@ class ModelFacts:
         return c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else None
 
     @property
+    def kv(self):
+        """llama.cpp's KV/state layout for this file (ggufrope/kv_model.KvShape), from the same read."""
+        return self.info.kv
+
+    @property
     def n_dims(self) -> int:
         """RoPE dims: rope.dimension_count, else the head dim."""
         return self.info.rope_dims

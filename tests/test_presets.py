@@ -192,7 +192,7 @@ def test_auto_ctx_is_the_largest_that_fits_capped_at_the_scaled_context(tmp_path
     assert prep.projection.want.scaling_type == "yarn" and prep.projection.want.scaling_factor == 8.0
     # little memory: the largest multiple of 256 whose plan fits
     from ggufrope.presets import memory
-    kv_per_cell = prep.model.info.kv_cache_bytes(1, "f16")
+    kv_per_cell = prep.model.info.kv_cache_bytes(256, "f16") // 256   # n_ctx pads to 256 cells, as in llama.cpp
     small = Budget(prep.mem.weights + prep.mem.compute + 1000 * kv_per_cell, "test")
     prep2 = prep_for(m, '[rope]\nplan = "yarn:2048"\n[memory]\nheadroom_mib = 0\n', tmp=str(tmp_path), bud=small)
 

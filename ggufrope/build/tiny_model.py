@@ -80,3 +80,105 @@ def _tensor_shapes(n_vocab: int, n_embd: int, n_layer: int, n_embd_kv: int, n_ff
         yield f"blk.{i}.ffn_gate.weight", (n_ff, n_embd)
         yield f"blk.{i}.ffn_down.weight", (n_embd, n_ff)
         yield f"blk.{i}.ffn_up.weight", (n_ff, n_embd)
+
+
+# Tiny models of other architecture families, for the memory model's tests against llama.cpp
+# (ggufrope/kv_model.py). Each entry: (metadata keys beyond the common ones, per-layer tensors).
+# Shapes are numpy order (ggml's ne reversed). n_embd 64, 2 heads of 32 unless a family says.
+def _attn(e: int, q: int, k: int, v: int, o: int | None = None):
+    return [("attn_norm.weight", (e,)), ("attn_q.weight", (q, e)), ("attn_k.weight", (k, e)),
+            ("attn_v.weight", (v, e)), ("attn_output.weight", (e, o or q))]
+
+
+def _ffn(e: int, f: int, norm: bool = True):
+    return ([("ffn_norm.weight", (e,))] if norm else []) + \
+        [("ffn_gate.weight", (f, e)), ("ffn_up.weight", (f, e)), ("ffn_down.weight", (e, f))]
+
+
+def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
+    """(arch, keys, layer tensors, tied output) of a family (see FAMILIES)."""
+    import gguf
+    U32, F32 = gguf.GGUFValueType.UINT32, gguf.GGUFValueType.FLOAT32
+    e, hq, kv, f = 2 * head_dim, 2 * head_dim, n_head_kv * head_dim, 64
+    base = {"context_length": (U32, d.get("n_ctx", 4096)), "embedding_length": (U32, e),
+            "block_count": (U32, n_layer), "feed_forward_length": (U32, f),
+            "attention.head_count": (U32, 2), "attention.head_count_kv": (U32, n_head_kv),
+            "attention.layer_norm_rms_epsilon": (F32, 1e-6)}
+    if family in ("gemma2", "gemma3"):
+        keys = {**base, "attention.key_length": (U32, head_dim), "attention.value_length": (U32, head_dim),
+                "attention.sliding_window": (U32, swa)}
+        lt = _attn(e, hq, kv, kv) + [("post_attention_norm.weight", (e,))] + _ffn(e, f) + \
+            [("post_ffw_norm.weight", (e,))]
+        if family == "gemma3":
+            lt += [("attn_q_norm.weight", (head_dim,)), ("attn_k_norm.weight", (head_dim,))]
+        return family, keys, lt, True
+    if family == "cohere2":
+        keys = {**base, "attention.sliding_window": (U32, swa), "logit_scale": (F32, 1.0),
+                "attention.layer_norm_epsilon": (F32, 1e-5)}
+        return family, keys, _attn(e, hq, kv, kv) + _ffn(e, f, norm=False), True
+    if family in ("deepseek2-mla", "deepseek2-kv"):
+        rope, nope, vdim, rank, qrank = 32, head_dim - 32, d.get("v_dim", 32), 64, 32
+        keys = {**base, "attention.q_lora_rank": (U32, qrank), "attention.kv_lora_rank": (U32, rank),
+                "rope.dimension_count": (U32, rope), "leading_dense_block_count": (U32, n_layer),
+                "expert_feed_forward_length": (U32, 32), "expert_shared_count": (U32, 0)}
+        lt = [("attn_norm.weight", (e,)), ("attn_q_a_norm.weight", (qrank,)), ("attn_kv_a_norm.weight", (rank,)),
+              ("attn_q_a.weight", (qrank, e)), ("attn_q_b.weight", (2 * head_dim, qrank)),
+              ("attn_kv_a_mqa.weight", (rank + rope, e)), ("attn_output.weight", (e, 2 * vdim))] + _ffn(e, f)
+        if family == "deepseek2-mla":
+            # as convert_hf_to_gguf writes MLA: one K "head" of kv_lora_rank + rope, V = the latent
+            keys.update({"attention.head_count_kv": (U32, 1), "attention.key_length": (U32, rank + rope),
+                         "attention.value_length": (U32, rank), "attention.key_length_mla": (U32, head_dim),
+                         "attention.value_length_mla": (U32, vdim)})
+            lt += [("attn_k_b.weight", (2, rank, nope)), ("attn_v_b.weight", (2, vdim, rank))]
+        else:
+            keys.update({"attention.head_count_kv": (U32, 2), "attention.key_length": (U32, head_dim),
+                         "attention.value_length": (U32, vdim)})
+            lt += [("attn_kv_b.weight", (2 * (nope + vdim), rank))]
+        return "deepseek2", keys, lt, False
+    if family == "mamba":
+        d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
+        keys = {k: v for k, v in base.items() if not k.startswith("attention.head")}
+        keys.update({"feed_forward_length": (U32, 0), "attention.head_count": (U32, 0),
+                     "ssm.conv_kernel": (U32, d_conv), "ssm.inner_size": (U32, d_inner),
+                     "ssm.state_size": (U32, d_state), "ssm.time_step_rank": (U32, dt_rank)})
+        lt = [("attn_norm.weight", (e,)), ("ssm_in.weight", (2 * d_inner, e)),
+              ("ssm_conv1d.weight", (d_inner, d_conv)), ("ssm_conv1d.bias", (d_inner,)),
+              ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)), ("ssm_dt.weight", (d_inner, dt_rank)),
+              ("ssm_dt.bias", (d_inner,)), ("ssm_a", (d_inner, d_state)), ("ssm_d", (d_inner,)),
+              ("ssm_out.weight", (e, d_inner))]
+        return "mamba", keys, lt, True
+    raise ValueError(f"unknown tiny family {family!r}")
+
+
+FAMILIES = ("gemma2", "gemma3", "cohere2", "deepseek2-mla", "deepseek2-kv", "mamba")
+
+
+def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
+                      swa: int = 512, name: str | None = "tiny-test", seed: int = 0, **d) -> str:
+    """A tiny random-weight model of one architecture family (FAMILIES) that llama.cpp loads."""
+    import gguf
+    rng = np.random.default_rng(seed)
+    arch, keys, layer_tensors, tied = _family(family, n_layer, n_head_kv, head_dim, swa, d)
+    e = 2 * head_dim
+    n_vocab = 285
+    w = gguf.GGUFWriter(path, arch)
+    if name is not None:
+        w.add_name(name)
+    for k, (vt, v) in keys.items():
+        w.add_key_value(f"{arch}.{k}", v, vt)
+    for k, v in d.get("extra", {}).items():
+        w.add_key_value(k, v[1], v[0])
+    w.add_file_type(0)
+    _add_vocab(w, n_vocab)
+    tensors = [("token_embd.weight", (n_vocab, e)), ("output_norm.weight", (e,))]
+    if not tied:
+        tensors.append(("output.weight", (n_vocab, e)))
+    for i in range(n_layer):
+        tensors += [(f"blk.{i}.{n}", s) for n, s in layer_tensors]
+    for n, s in tensors:
+        w.add_tensor(n, (rng.standard_normal(s) * 0.02).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

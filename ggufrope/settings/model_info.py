@@ -4,13 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ggufrope.kv_model import KV_CACHE_TYPES, KvPlan, KvShape, KvUnknown, kv_plan
 from ggufrope.settings.rope_settings import RopeSettings
 
-# bytes per element of a KV cache type: ggml block size / bytes (ggml/src/ggml.c type_traits)
-KV_CACHE_TYPES: dict[str, tuple[int, int]] = {
-    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18),
-    "q4_1": (32, 20), "iq4_nl": (32, 18), "q5_0": (32, 22), "q5_1": (32, 24),
-}
+__all__ = ["KV_CACHE_TYPES", "ModelInfo"]
 
 
 MAX_LAYERS = 4096  # llama.cpp's LLAMA_MAX_LAYERS is 512; anything far beyond is a broken file
@@ -40,6 +37,7 @@ class ModelInfo:
     head_dim_v: int
     file_type: int | None
     rope: RopeSettings
+    kv: KvShape | None = None   # llama.cpp's memory layout (ggufrope/kv_model.py), from the same metadata
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> ModelInfo:
@@ -59,6 +57,7 @@ class ModelInfo:
             head_dim_v=_int(meta.get(f"{arch}.attention.value_length")) or default_hd,
             file_type=meta.get("general.file_type") if isinstance(meta.get("general.file_type"), int) else None,
             rope=RopeSettings.from_metadata(meta, arch),
+            kv=KvShape.from_metadata(meta, arch),
         )
 
     @property
@@ -69,15 +68,21 @@ class ModelInfo:
     def rope_dims(self) -> int:
         return self.rope.dimension_count or self.head_dim_k
 
-    def kv_cache_bytes(self, n_ctx: int, type_k: str = "f16", type_v: str | None = None) -> int:
-        """KV cache bytes llama.cpp allocates for n_ctx cells: per layer, a K row of
-        n_head_kv*head_dim_k and a V row of n_head_kv*head_dim_v elements per cell
-        (src/llama-kv-cache.cpp: ggml_row_size(type, n_embd_k_gqa) * kv_size).
-        Sliding-window layers and recurrent state are not modelled."""
-        type_v = type_v or type_k
-        bk, sk = KV_CACHE_TYPES[type_k]
-        bv, sv = KV_CACHE_TYPES[type_v]
-        total = 0
-        for hkv in self.n_head_kv:
-            total += (hkv * self.head_dim_k // bk) * sk + (hkv * self.head_dim_v // bv) * sv
-        return total * n_ctx
+    def kv_memory(self, n_ctx: int, type_k: str = "f16", type_v: str | None = None, **kw) -> KvPlan | KvUnknown:
+        """llama.cpp's caches at n_ctx (n_seq, n_ubatch, swa_full, unified, flash_attn in kw)."""
+        shape = self.kv or KvShape.from_metadata({}, self.arch)
+        return kv_plan(shape, n_ctx, type_k=type_k, type_v=type_v, **kw)
+
+    def kv_cache_bytes(self, n_ctx: int, type_k: str = "f16", type_v: str | None = None, **kw) -> int:
+        """KV cache (and recurrent state) bytes llama.cpp allocates at n_ctx, per architecture family
+        (ggufrope/kv_model.py). Where the family's rule is not known this is the llama-shaped figure
+        (every layer, n_ctx cells of K and V) and `kv_known` is False: callers say so."""
+        p = self.kv_memory(n_ctx, type_k, type_v, **kw)
+        if p.total is not None:
+            return p.total
+        shape = self.kv or KvShape.from_metadata({}, self.arch)
+        return shape.naive_bytes_per_cell(type_k, type_v) * p.n_ctx
+
+    @property
+    def kv_known(self) -> bool:
+        return bool(self.kv and self.kv.known)

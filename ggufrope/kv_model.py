@@ -1,0 +1,238 @@
+"""llama.cpp's KV cache and recurrent state, per architecture family: how many cells and bytes it
+allocates for K, V and the recurrent R/S state at a given n_ctx, n_seq (-np), n_ubatch, K/V types,
+--swa-full and --kv-unified.
+
+Read from the metadata the same way llama.cpp 0c1e570 does (paths inside vendor/llama.cpp of
+llama-cpp-python 0.3.36); `KvShape.from_metadata` is fed the `{arch}.*` keys ModelFacts already
+read, so this adds no header read. An architecture whose rule is not written here gets
+`KvShape.family == "unknown"`, and `kv_plan` then returns `KvUnknown` instead of a number.
+Pure Python: the planner and `inspect` import it without numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# bytes per element of a KV cache type: ggml block size / bytes (ggml/src/ggml.c type_traits)
+KV_CACHE_TYPES: dict[str, tuple[int, int]] = {
+    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18),
+    "q4_1": (32, 20), "iq4_nl": (32, 18), "q5_0": (32, 22), "q5_1": (32, 24),
+}
+CTX_PAD = 256               # src/llama-context.cpp l.290: n_ctx = GGML_PAD(n_ctx, 256)
+SWA_PAD = 256               # src/llama-kv-cache-iswa.cpp: "the SWA cache is always padded to 256"
+
+# Architectures whose memory is one plain llama_kv_cache (src/llama-model.cpp create_memory,
+# default branch: not recurrent, not hybrid, swa_type NONE, no layer reuse): checked by hand.
+STANDARD = frozenset({
+    "llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "granite", "granitemoe", "olmo", "olmo2",
+    "stablelm", "internlm2", "phi2", "starcoder2", "deepseek", "mistral3", "smollm3", "exaone",
+    "command-r", "baichuan", "orion", "minicpm", "gptneox", "falcon", "starcoder", "refact", "bloom",
+})
+# iSWA (llama_kv_cache_iswa): (default n_swa, default SWA pattern, sliding_window required) per arch,
+# from each arch's load_arch_hparams: src/models/gemma2.cpp l.4-12 (n_swa 4096, pattern 2),
+# gemma3.cpp l.4-12 (SWA only when sliding_window > 0, pattern 6), cohere2.cpp l.4-11 (pattern 4),
+# openai-moe.cpp l.6-9 (gpt-oss, pattern 2).
+ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2)}
+# MLA: K only, no V, when key_length_mla and value_length_mla are both present
+# (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
+MLA = frozenset({"deepseek2"})
+# Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent), Mamba-style state only.
+RECURRENT = frozenset({"mamba", "mamba2"})
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+
+
+def _per_layer(v: Any, n: int) -> tuple[int, ...]:
+    """llama_model_loader::get_key_or_arr: an array gives one value per layer, a scalar all."""
+    if isinstance(v, list):
+        vals = [_int(x) for x in v[:n]]
+        return tuple(vals + [0] * (n - len(vals)))
+    return (_int(v),) * n
+
+
+@dataclass(frozen=True)
+class KvShape:
+    """What llama.cpp's memory allocation depends on, read from the file's metadata."""
+
+    arch: str
+    family: str                       # standard | iswa | mla | recurrent | unknown
+    reason: str                       # why unknown ("" otherwise)
+    n_layer: int                      # layers that get memory (n_layer_all - nextn layers)
+    n_head_kv: tuple[int, ...]        # per layer
+    is_swa: tuple[bool, ...]          # per layer
+    head_k: int
+    head_v: int
+    head_k_swa: int
+    head_v_swa: int
+    n_swa: int = 0
+    swa_pattern: str = ""             # as the file gives it: "every 6th full", "array"
+    n_embd_r: int = 0                 # recurrent conv state per sequence and layer (f32 elements)
+    n_embd_s: int = 0                 # recurrent ssm state per sequence and layer
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any], arch: str) -> KvShape:
+        def g(key: str) -> Any:
+            return meta.get(f"{arch}.{key}")
+        n_all = _int(g("block_count"))
+        nextn = min(_int(g("nextn_predict_layers")), n_all)      # llama-model.cpp l.1329; n_layer() = all - nextn
+        n_layer = n_all - nextn
+        n_embd = _int(g("embedding_length"))
+        # llama-model.cpp l.1400-1406: head_count (key or per-layer array), head_count_kv defaults to it
+        n_head = _per_layer(g("attention.head_count"), n_layer)
+        kv = g("attention.head_count_kv")
+        n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
+        # l.1439-1466: head dims default to n_embd / n_head(0); *_swa default to the full ones
+        h0 = n_head[0] if n_head else 0
+        hk = _int(g("attention.key_length")) or (n_embd // h0 if h0 else 0)
+        hv = _int(g("attention.value_length")) or (n_embd // h0 if h0 else 0)
+        hks = _int(g("attention.key_length_swa")) or hk
+        hvs = _int(g("attention.value_length_swa")) or hv
+        base = dict(arch=arch, n_layer=n_layer, n_head_kv=n_head_kv, head_k=hk, head_v=hv,
+                    head_k_swa=hks, head_v_swa=hvs, is_swa=(False,) * n_layer)
+
+        if arch in RECURRENT:
+            # llama-hparams.cpp n_embd_r / n_embd_s (Mamba branch)
+            d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
+            d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
+            r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
+            return cls(family="recurrent", reason="", n_embd_r=r, n_embd_s=d_state * d_inner, **base)
+        if arch in ISWA:
+            n_swa_default, pattern_default = ISWA[arch]
+            n_swa = _int(g("attention.sliding_window")) or n_swa_default
+            if arch == "gemma3" and not n_swa:
+                return cls(family="standard", reason="", **base)     # gemma3.cpp l.10-11: no SWA
+            if not n_swa:
+                return cls(family="unknown", reason=f"{arch} without attention.sliding_window", **base)
+            # llama-model.cpp load_swa_pattern: a per-layer bool array, else an integer pattern
+            # (default per arch); llama-hparams.cpp set_swa_pattern (dense_first = false):
+            # layer il is SWA when il % n < n - 1; n == 0 makes every layer SWA
+            pat = g("attention.sliding_window_pattern")
+            if isinstance(pat, list):
+                swa = tuple(bool(x) for x in pat[:n_layer]) + (False,) * max(0, n_layer - len(pat))
+                desc = "per-layer array"
+            else:
+                n = _int(pat) if pat is not None else pattern_default
+                swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
+                desc = f"pattern {n}"
+            return cls(**{**base, "is_swa": swa}, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc)
+        if arch in MLA:
+            if _int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla")):
+                return cls(family="mla", reason="", **base)
+            return cls(family="standard", reason="", **base)          # older conversions: plain K/V
+        if arch in STANDARD:
+            return cls(family="standard", reason="", **base)
+        return cls(family="unknown", reason=f"llama.cpp's memory rule for {arch or 'this file'!r} is not modelled",
+                   **base)
+
+    @property
+    def known(self) -> bool:
+        return self.family != "unknown"
+
+    def naive_bytes_per_cell(self, type_k: str = "f16", type_v: str | None = None) -> int:
+        """Every layer, full attention, K and V: the llama-shaped figure (an upper bound for iSWA)."""
+        return sum(_row(type_k, h * self.head_k) + _row(type_v or type_k, h * self.head_v) for h in self.n_head_kv)
+
+
+def _row(t: str, n: int) -> int:
+    """ggml_row_size(type, n): n elements in blocks (ggml/src/ggml.c)."""
+    blk, size = KV_CACHE_TYPES[t]
+    return n // blk * size
+
+
+@dataclass(frozen=True)
+class CacheBytes:
+    """One llama_kv_cache (or the recurrent memory): what its `size = ...` log line says."""
+
+    name: str             # "kv" | "kv full" | "kv swa" | "recurrent"
+    cells: int            # per stream (the log's "cells")
+    streams: int          # 1 when unified, else n_seq
+    layers: int
+    k: int                # bytes (R for recurrent)
+    v: int                # bytes (S for recurrent)
+
+    @property
+    def total(self) -> int:
+        return self.k + self.v
+
+
+@dataclass(frozen=True)
+class KvPlan:
+    caches: tuple[CacheBytes, ...]
+    n_ctx: int            # llama.cpp's n_ctx after padding
+
+    @property
+    def total(self) -> int:
+        return sum(c.total for c in self.caches)
+
+    @property
+    def cells(self) -> int:
+        """Cells of the largest attention cache (what a one-number summary shows)."""
+        return max((c.cells * c.streams for c in self.caches if c.name != "recurrent"), default=0)
+
+    known = True
+
+
+@dataclass(frozen=True)
+class KvUnknown:
+    """No rule for this architecture: rendered as such, never as a number."""
+
+    arch: str
+    reason: str
+    n_ctx: int
+    total = None
+    cells = 0
+    caches = ()
+    known = False
+
+
+def ctx_cells(n_ctx: int, n_seq: int = 1, unified: bool = False) -> tuple[int, int]:
+    """(n_ctx, cells per stream) as llama.cpp sets them (src/llama-context.cpp l.290-304): n_ctx
+    padded to 256; unified: one stream of n_ctx cells; else n_seq streams of pad(n_ctx/n_seq, 256)."""
+    n = (max(n_ctx, 1) + CTX_PAD - 1) // CTX_PAD * CTX_PAD
+    if unified or n_seq <= 1:
+        return n, n
+    per = (n // n_seq + CTX_PAD - 1) // CTX_PAD * CTX_PAD
+    return per * n_seq, per
+
+
+def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | None = None, n_seq: int = 1,
+            n_ubatch: int = 512, swa_full: bool = False, unified: bool = False,
+            flash_attn: bool = True) -> KvPlan | KvUnknown:
+    """The memory llama.cpp allocates for this model at n_ctx (src/llama-model.cpp create_memory)."""
+    type_v = type_v or type_k
+    n_ctx_p, size = ctx_cells(n_ctx, n_seq, unified)
+    if not shape.known:
+        return KvUnknown(shape.arch, shape.reason, n_ctx_p)
+    n_seq = max(1, n_seq)
+    streams = 1 if unified else n_seq       # llama-kv-cache.cpp l.84: n_stream(unified ? 1 : n_seq_max)
+    if shape.family == "recurrent":
+        # llama-memory-recurrent.cpp l.101-103: mem_size = max(1, n_seq_max) rows of f32 R and S per layer
+        rows = n_seq
+        return KvPlan((CacheBytes("recurrent", rows, 1, shape.n_layer, shape.n_layer * rows * shape.n_embd_r * 4,
+                                  shape.n_layer * rows * shape.n_embd_s * 4),), n_ctx_p)
+    # ubatch is capped by the batch (default 2048) inside llama.cpp; callers pass what they run with
+    v_trans = not flash_attn
+    v_max = max((h * (shape.head_v_swa if s else shape.head_v) for h, s in zip(shape.n_head_kv, shape.is_swa)),
+                default=0)
+
+    def cache(name: str, layers: list[int], cells: int) -> CacheBytes:
+        k = v = 0
+        for il in layers:
+            h, swa = shape.n_head_kv[il], shape.is_swa[il]
+            k += _row(type_k, h * (shape.head_k_swa if swa else shape.head_k))
+            if shape.family != "mla":        # llama-kv-cache.cpp l.231: MLA caches K only
+                # l.209-210: a transposed V (no flash attention) is padded to the widest layer
+                v += _row(type_v, v_max if v_trans else h * (shape.head_v_swa if swa else shape.head_v))
+        return CacheBytes(name, cells, streams, len(layers), k * cells * streams, v * cells * streams)
+
+    if shape.family == "iswa":
+        # llama-kv-cache-iswa.cpp: size_swa = PAD(min(size_base, n_swa*(unified ? n_seq : 1) + n_ubatch), 256)
+        swa = -(-min(size, shape.n_swa * (n_seq if unified else 1) + n_ubatch) // SWA_PAD) * SWA_PAD
+        if swa_full:
+            swa = size
+        full_l = [il for il in range(shape.n_layer) if not shape.is_swa[il]]
+        swa_l = [il for il in range(shape.n_layer) if shape.is_swa[il]]
+        return KvPlan((cache("kv full", full_l, size), cache("kv swa", swa_l, swa)), n_ctx_p)
+    return KvPlan((cache("kv", list(range(shape.n_layer)), size),), n_ctx_p)

@@ -1,0 +1,131 @@
+"""The KV/state model (ggufrope/kv_model.py) against llama.cpp's own allocation: tiny random-weight
+models of each family, loaded by the pinned llama.cpp; its `llama_kv_cache: size = ...` and
+`llama_memory_recurrent: size = ...` lines give cells, layers and K/V (R/S) MiB per cache."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from ggufrope.build.tiny_model import write_tiny_family, write_tiny_llama
+from ggufrope.kv_model import KvShape, KvUnknown, ctx_cells, kv_plan
+from ggufrope.model_facts import read_model_facts
+
+MIB = 1 << 20
+KV_LINE = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\), "
+                     r"K \((\w+)\): +([\d.]+) MiB, V \((\w+)\): +([\d.]+) MiB")
+RS_LINE = re.compile(r"llama_memory_recurrent: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers.*?"
+                     r"R \(f32\): +([\d.]+) MiB, S \(f32\): +([\d.]+) MiB")
+
+# (id, family, writer kwargs)
+MODELS = [
+    ("llama", "llama", {"head_dim": 32, "n_head_kv": 1, "n_layer": 4}),
+    ("gemma2", "gemma2", {"swa": 512}),
+    ("gemma3", "gemma3", {"swa": 512}),
+    ("cohere2", "cohere2", {"swa": 1024}),
+    ("deepseek2-mla", "deepseek2-mla", {"head_dim": 64}),
+    ("deepseek2-k64-v32", "deepseek2-kv", {"head_dim": 64, "v_dim": 32}),
+    ("mamba", "mamba", {}),
+]
+# (id, n_ctx, extra llama.cpp flags, planner kwargs)
+CASES = [
+    ("4k-f16", 4096, ["-fa", "on"], {}),
+    ("32k-f16", 32768, ["-fa", "on"], {}),
+    ("8k-f16-fa-off", 8192, ["-fa", "off"], {"flash_attn": False}),
+    ("16k-swa-full", 16384, ["-fa", "on", "--swa-full"], {"swa_full": True}),
+    ("16k-np4", 16384, ["-fa", "on", "-np", "4"], {"n_seq": 4}),
+    # llama-completion has no -kvu; llama-perplexity runs n_batch / n_ctx sequences in one unified
+    # cache of n_batch cells (tools/perplexity), so -c 4096 -b 16384 is 16384 cells for 4 sequences
+    ("16k-np4-kvu", 16384, ["perplexity", "-c", "4096", "-b", "16384", "-fa", "on", "-kvu"],
+     {"n_seq": 4, "unified": True}),
+    ("8k-q8_0", 8192, ["-fa", "on", "-ctk", "q8_0", "-ctv", "q8_0"], {"type_k": "q8_0"}),
+    ("8k-q4_0", 8192, ["-fa", "on", "-ctk", "q4_0", "-ctv", "q4_0"], {"type_k": "q4_0"}),
+]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kv-families")
+    out = {}
+    for mid, family, kw in MODELS:
+        p = str(d / f"{mid}.gguf")
+        if family == "llama":
+            write_tiny_llama(p, n_ctx=4096, **kw)
+        else:
+            write_tiny_family(p, family, **kw)
+        out[mid] = p
+    return out
+
+
+def _llama_log(build, model: str, n_ctx: int, flags: list[str]) -> str:
+    if flags[:1] == ["perplexity"]:  # exits 0 after "you need at least N tokens": the caches are made by then
+        argv = [build.binaries["llama-perplexity"], "-m", model, "-p", "a b c", "-lv", "4", "-t", "2", *flags[1:]]
+    else:
+        argv = [build.binaries["llama-completion"], "-m", model, "-p", "a", "-n", "1", "--no-warmup", "-lv", "4",
+                "-t", "2", "-c", str(n_ctx), *flags]
+    for _ in range(4):  # llama.cpp's async logger can drop the log tail at exit (llama.cpp#22142)
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=180)
+        assert r.returncode == 0, r.stderr[-2000:]
+        if KV_LINE.search(r.stderr) or RS_LINE.search(r.stderr):
+            return r.stderr
+    raise AssertionError(r.stderr[-3000:])
+
+
+def _close(plan_bytes: int, log_mib: float) -> bool:
+    """Within 1%, or within the log's rounding to 0.01 MiB for caches that small."""
+    return abs(plan_bytes / MIB - log_mib) <= max(0.01 * log_mib, 0.006)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in CASES])
+@pytest.mark.parametrize("mid", [m[0] for m in MODELS])
+def test_planner_equals_llama_cpp_allocation(models, cpu_build, mid, case):
+    _, n_ctx, flags, kw = case
+    kw = dict(kw)
+    if "type_k" in kw:
+        kw["type_v"] = kw["type_k"]
+    facts = read_model_facts(models[mid])
+    plan = kv_plan(facts.kv, n_ctx, **kw)
+    assert plan.known
+    log = _llama_log(cpu_build, models[mid], n_ctx, flags)
+    lines = KV_LINE.findall(log)
+    if facts.kv.family == "recurrent":
+        (tot, cells, layers, r, s), = RS_LINE.findall(log)
+        (c,) = plan.caches
+        assert (c.cells, c.layers) == (int(cells), int(layers))
+        assert _close(c.k, float(r)) and _close(c.v, float(s)), (c, r, s)
+        return
+    assert len(lines) == len(plan.caches), (lines, plan.caches)
+    for c, (tot, cells, layers, seqs, streams, tk, k, tv, v) in zip(plan.caches, lines):
+        assert (c.cells, c.layers, c.streams) == (int(cells), int(layers), int(streams)), (c, cells, layers, streams)
+        assert _close(c.k, float(k)) and _close(c.v, float(v)), (c.name, c.k / MIB, k, c.v / MIB, v)
+        assert _close(c.total, float(tot))
+
+
+def test_unknown_architecture_gives_no_number():
+    shape = KvShape.from_metadata({"rwkv7.block_count": 4, "rwkv7.embedding_length": 64}, "rwkv7")
+    plan = kv_plan(shape, 8192)
+    assert isinstance(plan, KvUnknown) and plan.total is None and "rwkv7" in plan.reason
+
+
+@pytest.mark.parametrize("n_ctx,n_seq,unified,want", [
+    pytest.param(1000, 1, False, (1024, 1024), id="pad-256"),
+    pytest.param(16384, 4, False, (16384, 4096), id="np4-streams"),
+    pytest.param(10000, 3, False, (10752, 3584), id="np3-repad"),
+    pytest.param(16384, 4, True, (16384, 16384), id="np4-unified"),
+])
+def test_ctx_cells(n_ctx, n_seq, unified, want):
+    assert ctx_cells(n_ctx, n_seq, unified) == want
+
+
+def test_gemma3_style_swa_model_is_not_planned_as_full_attention(tmp_path):
+    """The issue's example: head_dim 256, 1 KV head, 18 layers of which 15 SWA, window 512, 32768
+    tokens, f16: llama.cpp allocates 96 MiB (3 layers x 32768 cells) + 15 MiB (15 x 1024)."""
+    meta = {"gemma3.block_count": 18, "gemma3.embedding_length": 1024, "gemma3.attention.head_count": 4,
+            "gemma3.attention.head_count_kv": 1, "gemma3.attention.key_length": 256,
+            "gemma3.attention.value_length": 256, "gemma3.attention.sliding_window": 512}
+    plan = kv_plan(KvShape.from_metadata(meta, "gemma3"), 32768)
+    full, swa = plan.caches
+    assert (full.layers, full.cells, full.total) == (3, 32768, 96 * MIB)
+    assert (swa.layers, swa.cells, swa.total) == (15, 1024, 15 * MIB)
