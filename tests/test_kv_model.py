@@ -129,3 +129,30 @@ def test_gemma3_style_swa_model_is_not_planned_as_full_attention(tmp_path):
     full, swa = plan.caches
     assert (full.layers, full.cells, full.total) == (3, 32768, 96 * MIB)
     assert (swa.layers, swa.cells, swa.total) == (15, 1024, 15 * MIB)
+
+
+@pytest.mark.slow
+def test_auto_ctx_fits_a_sliding_window_model_as_llama_cpp_allocates_it(tmp_path, cpu_build, monkeypatch):
+    """ctx = "auto" under a memory cap picks the context whose memory llama.cpp really allocates
+    (3 full layers of 18 hold n_ctx cells, 15 SWA layers 1024), not the llama-shaped 18 x n_ctx."""
+    import os
+    from ggufrope.presets import load_preset, memory
+    from ggufrope.presets.prepare import prepare
+    monkeypatch.setenv("GGUFROPE_CONFIG", str(tmp_path / "config"))
+    model = write_tiny_family(str(tmp_path / "g3.gguf"), "gemma3", n_layer=18, swa=512, n_ctx=32768)
+    facts = read_model_facts(model)
+    want = 16384
+    shape = memory.Shape(facts.n_vocab, facts.n_ff)
+    need = facts.weights_bytes + facts.info.kv_cache_bytes(want) + memory.compute_bytes(facts.info, shape, want, 512, True)
+    bud = memory.Budget(need + 1000, "test")
+    (tmp_path / "p.toml").write_text(f'model = "{model}"\nctx = "auto"\nflash_attn = "on"\n'
+                                     '[memory]\nheadroom_mib = 0\n')
+    p = load_preset(None, dict(os.environ), [], preset_file=str(tmp_path / "p.toml"))
+    prep = prepare(p, dict(os.environ), bud=bud)
+    assert prep.n_ctx == want, prep.mem.summary()
+    assert "3 layers x 16384 cells + 15 SWA layers x 1024 cells" in prep.mem.summary()
+    # the llama-shaped figure would not have fitted even half of it
+    assert facts.kv.naive_bytes_per_cell() * want // 2 > facts.info.kv_cache_bytes(want)
+    log = _llama_log(cpu_build, model, want, ["-fa", "on"])
+    logged = sum(float(m[0]) for m in KV_LINE.findall(log))
+    assert _close(prep.mem.kv, logged), (prep.mem.kv / MIB, logged)

@@ -1,10 +1,11 @@
 """The memory plan: weights + KV cache + compute buffer, against free RAM (and VRAM where a GPU
 is present), and `ctx = "auto"`: the largest context that fits.
 
-KV cache (exact, checked against llama.cpp's own `llama_kv_cache: size = ... MiB` line in the
-tests): llama.cpp rounds n_ctx up to a multiple of 256 (src/llama-context.cpp, GGML_PAD(n_ctx,
-256)) and allocates, per layer and cell, a K row of n_head_kv*head_dim_k and a V row of
-n_head_kv*head_dim_v elements of the cache type (ModelInfo.kv_cache_bytes).
+KV cache and recurrent state (exact, checked against llama.cpp's own `llama_kv_cache: size = ...`
+and `llama_memory_recurrent: size = ...` lines in tests/test_kv_model.py): the per-family model in
+ggufrope/kv_model.py (sliding-window layers get their own small cache, MLA caches K only, recurrent
+models a fixed state per sequence). An architecture whose rule is not modelled is planned as
+llama-shaped (every layer, n_ctx cells) and the summary says so.
 
 Compute buffer (an estimate, see compute_bytes): the largest graph llama.cpp reserves is a
 prompt batch of n_ubatch tokens attending to every cell; its peak is either the logits or the
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ggufrope.childproc import Runner
+from ggufrope.kv_model import KvPlan, KvUnknown
 from ggufrope.settings import ModelInfo
 
 MiB = 1 << 20
@@ -116,6 +118,7 @@ class MemoryPlan:
     available: int | None
     headroom: int
     offload: tuple[DeviceLoad, ...] = ()   # RPC workers (and local GPUs beside them)
+    kv_detail: KvPlan | KvUnknown | None = None   # per cache (full / SWA / recurrent), or why unknown
 
     @property
     def total(self) -> int:
@@ -133,15 +136,32 @@ class MemoryPlan:
 
     def summary(self) -> str:
         hb = mib
-        s = (f"ctx {self.n_ctx}: weights {hb(self.weights)} + KV cache {hb(self.kv)} "
-             f"({self.type_k}/{self.type_v}, {self.kv_cells} cells) + compute ~{hb(self.compute)} "
-             f"= {hb(self.total)}")
+        s = (f"ctx {self.n_ctx}: weights {hb(self.weights)} + KV cache {self.kv_text()} "
+             f"+ compute ~{hb(self.compute)} = {hb(self.total)}")
         if self.offload:
             s += "; spread over " + ", ".join(f"{d.name} {hb(d.need)} of {hb(d.free)} free" for d in self.offload)
             s += f"; here {hb(self.local)}"
         if self.available is not None:
             s += f" of {hb(self.available)} free {self.device} ({hb(self.headroom)} kept free)"
         return s
+
+
+    def kv_text(self) -> str:
+        """The KV figure with its caches: "12.0 MiB (f16/f16, 4096 cells)", "111.0 MiB (f16/f16,
+        3 layers x 32768 cells + 15 SWA layers x 1024)", or the unknown rule said as such."""
+        d = self.kv_detail
+        if isinstance(d, KvUnknown):
+            return f"unknown ({d.reason}; counted as full attention: {mib(self.kv)})"
+        if d is None or len(d.caches) == 1 and d.caches[0].name == "kv":
+            return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {self.kv_cells} cells)"
+        parts = []
+        for c in d.caches:
+            cells = c.cells * c.streams
+            if c.name == "recurrent":
+                parts.append(f"{c.layers} recurrent layers x {c.cells} seqs (f32 state)")
+            else:
+                parts.append(f"{c.layers} {'SWA ' if c.name == 'kv swa' else ''}layers x {cells} cells")
+        return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {' + '.join(parts)})"
 
 
 def read_meminfo(env: Mapping[str, str]) -> tuple[int | None, str]:
@@ -188,22 +208,27 @@ def budget(env: Mapping[str, str], runner: Runner | None = None,
 
 def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, type_v: str, *,
          flash_attn: bool, n_ubatch: int, bud: Budget, on_gpu: bool, gpu_fraction: float,
-         headroom: int, remote: tuple[Device, ...] = ()) -> MemoryPlan:
+         headroom: int, remote: tuple[Device, ...] = (), n_seq: int = 1, unified: bool = False,
+         swa_full: bool = False) -> MemoryPlan:
     """The plan at n_ctx. On a GPU the offloaded share of weights and the KV cache count against
     VRAM (the larger constraint); otherwise everything counts against RAM. With RPC workers
     (`remote`) the offloaded share is spread over them (and local GPUs, listed in `remote` by the
     caller) and the rest, with the compute buffer, stays in local RAM."""
     cells = pad_ctx(n_ctx)
-    kv = info.kv_cache_bytes(cells, type_k, type_v)
+    kw = dict(n_seq=n_seq, unified=unified, swa_full=swa_full, n_ubatch=n_ubatch, flash_attn=flash_attn)
+    detail = info.kv_memory(cells, type_k, type_v, **kw)
+    kv = info.kv_cache_bytes(cells, type_k, type_v, **kw)
     comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn)
     if remote:
         off = spread(remote, int((weights + kv) * gpu_fraction))
-        return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom, off)
+        return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom, off,
+                          kv_detail=detail)
     if on_gpu and bud.has_gpu:
         w = int(weights * gpu_fraction)
         return MemoryPlan(n_ctx, cells, type_k, type_v, w, int(kv * gpu_fraction), comp, "VRAM",
-                          sum(bud.vram_free), headroom)
-    return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom)
+                          sum(bud.vram_free), headroom, kv_detail=detail)
+    return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom,
+                      kv_detail=detail)
 
 
 def largest_fitting(make: Callable[[int], MemoryPlan], cap: int, floor: int = CTX_PAD) -> MemoryPlan | None:
