@@ -70,12 +70,25 @@ class KvShape:
     swa_pattern: str = ""             # as the file gives it: "every 6th full", "array"
     n_embd_r: int = 0                 # recurrent conv state per sequence and layer (f32 elements)
     n_embd_s: int = 0                 # recurrent ssm state per sequence and layer
+    # RoPE of the SWA layers, fixed at load (llama-model.cpp l.2329-2335 get_rope_freq_base/scale:
+    # SWA layers use hparams' *_train_swa; only full-attention layers use the runtime cparams)
+    freq_base_swa: float | None = None
+    freq_scale_swa: float | None = None
+    freq_base_swa_source: str = ""
+
+    @property
+    def swa_layers(self) -> tuple[int, ...]:
+        return tuple(il for il, s in enumerate(self.is_swa) if s)
+
+    @property
+    def full_layers(self) -> tuple[int, ...]:
+        return tuple(il for il, s in enumerate(self.is_swa) if not s)
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], arch: str) -> KvShape:
         def g(key: str) -> Any:
             return meta.get(f"{arch}.{key}")
-        n_all = _int(g("block_count"))
+        n_all = min(_int(g("block_count")), 4096)   # as ModelInfo: far beyond LLAMA_MAX_LAYERS is a broken file
         nextn = min(_int(g("nextn_predict_layers")), n_all)      # llama-model.cpp l.1329; n_layer() = all - nextn
         n_layer = n_all - nextn
         n_embd = _int(g("embedding_length"))
@@ -116,7 +129,9 @@ class KvShape:
                 n = _int(pat) if pat is not None else pattern_default
                 swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
                 desc = f"pattern {n}"
-            return cls(**{**base, "is_swa": swa}, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc)
+            fb, fs, src = _swa_rope(g, arch)
+            return cls(**{**base, "is_swa": swa}, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
+                       freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src)
         if arch in MLA:
             if _int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla")):
                 return cls(family="mla", reason="", **base)
@@ -133,6 +148,30 @@ class KvShape:
     def naive_bytes_per_cell(self, type_k: str = "f16", type_v: str | None = None) -> int:
         """Every layer, full attention, K and V: the llama-shaped figure (an upper bound for iSWA)."""
         return sum(_row(type_k, h * self.head_k) + _row(type_v or type_k, h * self.head_v) for h in self.n_head_kv)
+
+
+def _f(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _swa_rope(g, arch: str) -> tuple[float, float, str]:
+    """(freq_base, freq_scale, where the base comes from) of the SWA layers, as llama.cpp loads them.
+    gemma3 (src/models/gemma3.cpp l.9): rope.freq_base_swa, else llama-hparams.h l.151-153's
+    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss (gemma2.cpp l.8-11, cohere2.cpp l.7-10,
+    openai-moe.cpp l.11-13): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
+    default 10000; scale = 1/rope.scaling.factor, else 1/rope.scale_linear, 0 -> 1), the base
+    overridden by rope.freq_base_swa."""
+    key = _f(g("rope.freq_base_swa"))
+    if arch == "gemma3":
+        return (key, 1.0, "rope.freq_base_swa") if key else (10000.0, 1.0, "gemma3's built-in 10000")
+    base = _f(g("rope.freq_base")) or 10000.0
+    factor = _f(g("rope.scaling.factor"))
+    if factor is None:
+        factor = _f(g("rope.scale_linear"))
+    scale = 1.0 if not factor else 1.0 / factor
+    if key:
+        return key, scale, "rope.freq_base_swa"
+    return base, scale, "the trained rope.freq_base; no rope.freq_base_swa"
 
 
 def _row(t: str, n: int) -> int:

@@ -41,6 +41,51 @@ def rope_rows(h: GGUFHeader, arch: str) -> list[dict[str, Any]]:
     return rows
 
 
+def layer_ranges(layers) -> str:
+    """(0, 1, 2, 4, 5) -> "0-2, 4-5"."""
+    out, run = [], []
+    for il in layers:
+        if run and il != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(il)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
+
+
+def kv_report(info, trained_ctx: int) -> dict[str, Any]:
+    """llama.cpp's caches for this file (ggufrope/kv_model.py) at 4K, 32K and the trained context,
+    f16, one sequence; each cache with its layers and cells. An unmodelled family gives no sizes."""
+    k = info.kv
+    if k is None or not info.n_layer:
+        return {}
+    rep: dict[str, Any] = {"family": k.family, "known": k.known, "reason": k.reason, "n_swa": k.n_swa,
+                           "swa_pattern": k.swa_pattern, "at": []}
+    if not k.known:
+        return rep
+    for n in sorted({4096, 32768, trained_ctx} - {0}):
+        p = info.kv_memory(n, "f16")
+        rep["at"].append({"n_ctx": n, "type": "f16", "total_bytes": p.total,
+                          "caches": [{"name": c.name, "layers": c.layers, "cells": c.cells * c.streams,
+                                      "k_bytes": c.k, "v_bytes": c.v} for c in p.caches]})
+    return rep
+
+
+def rope_layers(info) -> list[dict[str, Any]]:
+    """Which layers use which RoPE base/scale: on SWA architectures the SWA layers are fixed at load
+    (src/llama-model.cpp get_rope_freq_base/scale), only the full-attention layers follow the
+    file's rope.scaling.* and the runtime --rope-* flags. [] when every layer is alike."""
+    k = info.kv
+    if k is None or k.family != "iswa":
+        return []
+    return [{"kind": "full", "layers": list(k.full_layers), "freq_base": None, "freq_scale": None,
+             "follows": "rope.freq_base, rope.scaling.* and the runtime --rope-* / --yarn-* flags"},
+            {"kind": "swa", "layers": list(k.swa_layers), "window": k.n_swa, "freq_base": k.freq_base_swa,
+             "freq_base_source": k.freq_base_swa_source, "freq_scale": k.freq_scale_swa,
+             "follows": "fixed when the model loads: runtime --rope-* / --yarn-* flags do not reach these layers"}]
+
+
 def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
     """The report of the model at path: its facts and its header, from one read (model_facts)."""
     with open_model(path) as (facts, h):
@@ -68,8 +113,11 @@ def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:
             "alignment": h.alignment,
             "header_size": h.data_offset,
             "free_header_space": free_header_space(h),
+            # per 1K tokens only where the cache grows linearly with the context (one full cache)
             "kv_cache_bytes_per_1k": {t: info.kv_cache_bytes(1024, t) for t in KV_REPORT_TYPES}
-            if info.n_layer else {},
+            if info.n_layer and info.kv and info.kv.family in ("standard", "mla") else {},
+            "kv_cache": kv_report(info, facts.trained_ctx),
+            "rope_layers": rope_layers(info),
             "ggufrope_changed": sorted(history.load(h)),
             "splits": [asdict(p) for p in facts.split_parts],
         }

@@ -156,3 +156,21 @@ def test_auto_ctx_fits_a_sliding_window_model_as_llama_cpp_allocates_it(tmp_path
     log = _llama_log(cpu_build, model, want, ["-fa", "on"])
     logged = sum(float(m[0]) for m in KV_LINE.findall(log))
     assert _close(prep.mem.kv, logged), (prep.mem.kv / MIB, logged)
+
+
+def test_inspect_shows_caches_rope_split_and_a_missing_name(tmp_path):
+    from conftest import run_cli
+    m = write_tiny_family(str(tmp_path / "g3.gguf"), "gemma3", n_layer=6, swa=512, name=None)
+    out = run_cli("inspect", m, check=True).stdout
+    assert "name                       - (no general.name)" in out and "None" not in out.split("RoPE settings")[0]
+    assert "1 full layers x 4096 cells + 5 SWA layers x 1024 cells" in out
+    assert "KV cache per 1K tokens" not in out            # not linear in the context
+    assert "SWA layers 0-4" in out and "gemma3's built-in 10000" in out and "full-attention layers 5" in out
+
+
+def test_inspect_says_unknown_instead_of_a_number(tmp_path):
+    from conftest import run_cli
+    m = write_tiny_llama(str(tmp_path / "x.gguf"), arch="rwkv7")
+    out = run_cli("inspect", m, check=True).stdout
+    assert "KV cache                   unknown: llama.cpp's memory rule for 'rwkv7' is not modelled" in out
+    assert "per 1K" not in out

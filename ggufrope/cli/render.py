@@ -7,11 +7,52 @@ from ggufrope.edit import EditPlan
 from ggufrope.edit.history import OWN_PREFIX
 
 
+def _kv_rows(rep: dict) -> list[list[str]]:
+    """KV cache rows: per 1K tokens where it is linear, else each cache at useful sizes; an
+    architecture whose rule is not modelled says so instead of a number."""
+    k = rep.get("kv_cache") or {}
+    rows = []
+    if k and not k["known"]:
+        return [["KV cache", f"unknown: {k['reason']}"]]
+    if rep["kv_cache_bytes_per_1k"]:
+        rows.append(["KV cache per 1K tokens", ", ".join(f"{t} {human_bytes(b)}"
+                                                         for t, b in rep["kv_cache_bytes_per_1k"].items())])
+    if k.get("family") == "recurrent" and k["at"]:
+        c = k["at"][0]["caches"][0]
+        return [["recurrent state", f"{human_bytes(c['k_bytes'] + c['v_bytes'])} per sequence (f32, {c['layers']} "
+                                    "layers), whatever the context"]]
+    if k.get("family") == "iswa":
+        what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache"}
+        for a in k["at"]:
+            parts = []
+            for c in a["caches"]:
+                if c["name"] == "recurrent":
+                    parts.append(f"{c['layers']} layers of state, one per sequence")
+                else:
+                    parts.append(f"{c['layers']} {'SWA' if c['name'] == 'kv swa' else 'full'} layers x {c['cells']} cells")
+            rows.append([f"KV cache at {a['n_ctx']} (f16)", f"{human_bytes(a['total_bytes'])}: {' + '.join(parts)}"])
+        rows.insert(0, ["KV cache layout", what[k["family"]]])
+    return rows
+
+
+def _rope_layer_rows(rep: dict) -> list[list[str]]:
+    from ggufrope.report import layer_ranges
+    rows = []
+    for r in rep.get("rope_layers") or []:
+        if r["kind"] == "full":
+            rows.append([f"full-attention layers {layer_ranges(r['layers'])}", r["follows"]])
+        else:
+            rows.append([f"SWA layers {layer_ranges(r['layers'])}",
+                         f"freq_base {r['freq_base']:g} ({r['freq_base_source']}), freq_scale {r['freq_scale']:g}; "
+                         + r["follows"]])
+    return rows
+
+
 def render_inspect(rep: dict) -> str:
     lines = [f"{rep['path']}"]
     kv = [
         ["architecture", str(rep["architecture"])],
-        ["name", str(rep["name"])],
+        ["name", rep["name"] if rep["name"] else "- (no general.name)"],
         ["file type", str(rep["file_type"])],
         ["trained context", str(rep["trained_context"])],
         ["layers / heads / KV heads", f"{rep['n_layer']} / {rep['n_head']} / {rep['n_head_kv']}"],
@@ -21,9 +62,7 @@ def render_inspect(rep: dict) -> str:
                    f"for in-place edits (GGUF v{rep['gguf_version']}, {rep['byte_order']}-endian, "
                    f"alignment {rep['alignment']})"],
     ]
-    if rep["kv_cache_bytes_per_1k"]:
-        kv.append(["KV cache per 1K tokens", ", ".join(f"{t} {human_bytes(b)}"
-                                                        for t, b in rep["kv_cache_bytes_per_1k"].items())])
+    kv += _kv_rows(rep)
     if rep["rope_tensors"]:
         kv.append(["RoPE tensors", ", ".join(rep["rope_tensors"])])
     if rep["ggufrope_changed"]:
@@ -45,6 +84,10 @@ def render_inspect(rep: dict) -> str:
             value += f"  [ignored by llama.cpp for {rep['architecture']}; {how}]"
         rows.append([key, r["type"].lower(), value])
     lines.append(table(rows))
+    if rep.get("rope_layers"):
+        lines.append("")
+        lines.append("RoPE per layer (llama.cpp runs sliding-window layers with their own RoPE):")
+        lines.append(table(_rope_layer_rows(rep)))
     if rep["splits"]:
         lines.append("")
         lines.append(f"splits ({len(rep['splits'])}):")
