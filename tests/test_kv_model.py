@@ -174,3 +174,26 @@ def test_inspect_says_unknown_instead_of_a_number(tmp_path):
     out = run_cli("inspect", m, check=True).stdout
     assert "KV cache                   unknown: llama.cpp's memory rule for 'rwkv7' is not modelled" in out
     assert "per 1K" not in out
+
+
+def test_plan_memory_rows_follow_the_caches_and_name_the_layers_touched(tmp_path):
+    import json
+    from conftest import run_cli
+    m = write_tiny_family(str(tmp_path / "g3.gguf"), "gemma3", n_layer=6, swa=512)
+    rep = json.loads(run_cli("plan", m, "--ctx", "32768", "--json", check=True).stdout)
+    want = kv_plan(read_model_facts(m).kv, 32768)
+    assert rep["memory"]["kv_cache_bytes"]["f16"] == want.total
+    assert rep["layers_touched"] == {"all": False, "full": [5], "swa": [0, 1, 2, 3, 4],
+                                     "swa_freq_base": 10000.0, "swa_freq_scale": 1.0}
+    out = run_cli("plan", m, "--ctx", "32768", check=True).stdout
+    assert "1 full layers x 32768 cells + 5 SWA layers x 1024 cells" in out
+    assert "reach the full-attention layers 5 only" in out
+
+
+def test_plan_has_no_kv_number_for_an_unmodelled_family(tmp_path):
+    import json
+    from conftest import run_cli
+    m = write_tiny_llama(str(tmp_path / "p.gguf"), arch="phi3")
+    rep = json.loads(run_cli("plan", m, "--ctx", "1024", "--json", check=True).stdout)
+    assert rep["memory"]["kv_cache_bytes"] == {} and "phi3" in rep["memory"]["kv_unknown"]
+    assert "KV cache: unknown" in run_cli("plan", m, "--ctx", "1024", check=True).stdout

@@ -169,8 +169,21 @@ def _plan_memory(rep: dict) -> list[str]:
         rows.append([f"KV cache {t}", human_bytes(b), f"total {human_bytes(mem['total_bytes'][t])}", flags])
     if rows:
         lines.append(table(rows))
-        lines.append("  (quantized V needs flash attention: -fa on; sliding-window layers and compute buffers "
-                     "not counted)")
+        caches = mem.get("kv_caches") or []
+        if len(caches) > 1 or caches and caches[0]["name"] == "recurrent":
+            lines.append("  caches: " + " + ".join(
+                f"{c['layers']} recurrent layers (state per sequence)" if c["name"] == "recurrent" else
+                f"{c['layers']} {'SWA' if c['name'] == 'kv swa' else 'full'} layers x {c['cells']} cells"
+                for c in caches))
+        lines.append("  (quantized V needs flash attention: -fa on; one sequence; compute buffers not counted)")
+    elif mem.get("kv_unknown"):
+        lines.append(f"  KV cache: unknown ({mem['kv_unknown']})")
+    lt = rep.get("layers_touched") or {}
+    if lt and not lt["all"]:
+        from ggufrope.report import layer_ranges
+        lines.append(f"  These RoPE settings reach the full-attention layers {layer_ranges(lt['full'])} only; "
+                     f"the sliding-window layers {layer_ranges(lt['swa'])} keep freq_base {lt['swa_freq_base']:g}, "
+                     f"freq_scale {lt['swa_freq_scale']:g} (fixed by llama.cpp at load).")
     return lines
 
 

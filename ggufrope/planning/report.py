@@ -11,12 +11,29 @@ from ggufrope.planning.recommend import KV_PLAN_TYPES, Plan, recommend
 def memory(plan: Plan) -> dict[str, Any]:
     info = plan.facts.info
     n = plan.target_ctx
-    kv = {t: info.kv_cache_bytes(n, t) for t in KV_PLAN_TYPES} if info.n_layer else {}
+    k = info.kv
+    known = bool(k and k.known)
+    # an unmodelled family gives no KV number (ggufrope/kv_model.py); the others follow llama.cpp's caches
+    kv = {t: info.kv_cache_bytes(n, t) for t in KV_PLAN_TYPES} if info.n_layer and known else {}
+    caches = [{"name": c.name, "layers": c.layers, "cells": c.cells * c.streams}
+              for c in info.kv_memory(n, "f16").caches] if known else []
     w = plan.facts.weights_bytes
-    return {"n_ctx": n, "weights_bytes": w, "kv_cache_bytes": kv,
+    return {"n_ctx": n, "weights_bytes": w, "kv_cache_bytes": kv, "kv_caches": caches,
+            "kv_unknown": None if known or k is None else k.reason,
             "total_bytes": {t: w + b for t, b in kv.items()},
             "kv_cache_flags": {t: (["-ctk", t, "-ctv", t] + ([] if t in ("f16", "f32", "bf16") else ["-fa", "on"]))
                                for t in kv}}
+
+
+def layers_touched(f: ModelFacts) -> dict[str, Any]:
+    """Which layers the plan's settings reach: every layer, or on sliding-window models only the
+    full-attention ones (llama.cpp fixes the SWA layers' base/scale at load: src/llama-model.cpp
+    get_rope_freq_base/scale)."""
+    k = f.info.kv
+    if k is None or k.family != "iswa":
+        return {"all": True, "layers": f.info.n_layer}
+    return {"all": False, "full": list(k.full_layers), "swa": list(k.swa_layers),
+            "swa_freq_base": k.freq_base_swa, "swa_freq_scale": k.freq_scale_swa}
 
 
 def plan_report(plan: Plan, model: str | None = None, out: str | None = None) -> dict[str, Any]:
@@ -47,6 +64,7 @@ def plan_report(plan: Plan, model: str | None = None, out: str | None = None) ->
         "effects": eff,
         "dialects": build_dialects(plan, model, out),
         "memory": memory(plan),
+        "layers_touched": layers_touched(f),
         "notes": list(plan.notes),
     }
 
