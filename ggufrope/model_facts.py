@@ -149,7 +149,16 @@ def _shape(h, arch: str) -> tuple[int, int]:
 
 def read_model_facts(path: str) -> ModelFacts:
     """The facts of the model at path: one read of its header, then the tensor tables of its
-    other splits (their sizes only)."""
+    other splits (their sizes only). A file read before in the same version comes from the facts
+    cache (ggufrope/facts_cache.py) without opening it."""
+    from ggufrope.gguf.splits import is_split
+    if is_split(path):
+        return _read_model_facts(path)
+    from ggufrope import facts_cache
+    return facts_cache.cached(path, _read_model_facts)
+
+
+def _read_model_facts(path: str) -> ModelFacts:
     with open_model(path) as (facts, _):
         return facts
 
