@@ -3,8 +3,10 @@ a model's report; patch, restore and demo show an edit plan)."""
 from __future__ import annotations
 
 from ggufrope.cli.output import human_bytes, table
-from ggufrope.edit import EditPlan
-from ggufrope.edit.history import OWN_PREFIX
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the edit layer is imported by the commands that edit, not at start-up
+    from ggufrope.edit import EditPlan
 
 
 def _kv_rows(rep: dict) -> list[list[str]]:
@@ -107,6 +109,7 @@ def render_plan(plan: EditPlan, dest: str, dry_run: bool) -> str:
     how = {"inplace": f"in place (header {human_bytes(plan.new_data_offset)} rewritten, tensor data untouched)",
            "copy": f"as a streaming copy (header grows to {human_bytes(plan.new_data_offset)}, "
                    f"{human_bytes(plan.data_size)} of tensor data copied by the kernel)"}[plan.mode]
+    from ggufrope.edit.history import OWN_PREFIX
     shown = [c for c in plan.changes if not c.key.startswith(OWN_PREFIX)]
     rows = [[c.key, "-" if c.before is None else c.before, "->", "(removed)" if c.after is None else c.after]
             for c in shown]
