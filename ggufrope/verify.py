@@ -86,4 +86,29 @@ def compare(facts: ModelFacts, probe_doc: dict) -> list[Row]:
             rows.append(Row(what, file_v, expect, None, False, reported=False))
         else:
             rows.append(Row(what, file_v, expect, hp[name], _same(expect, hp[name])))
+    extra = probe_doc.get("hparams_extra") or {}
+    for name, (what, file_v, expect) in expected_swa(facts.info).items():
+        if name not in extra:
+            rows.append(Row(what, file_v, expect, None, False, reported=False))
+        else:
+            rows.append(Row(what, file_v, expect, extra[name], _same(expect, extra[name])))
     return rows
+
+
+def expected_swa(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
+    """The per-layer-type values ggufrope's memory and RoPE model (ggufrope/kv_model.py) expects:
+    the sliding window, how many layers use it, and the SWA layers' base and scale, which
+    llama.cpp fixes at load (src/llama-model.cpp get_rope_freq_base/scale; runtime flags reach only
+    the full-attention layers). Nothing for a family whose rule ggufrope does not know."""
+    k = info.kv
+    if k is None or not k.known:
+        return {}
+    a = info.arch
+    if k.family != "iswa":
+        return {"n_swa_layers": ("sliding-window layers", None, 0)}
+    return {
+        "n_swa": (f"{a}.attention.sliding_window", k.n_swa, k.n_swa),
+        "n_swa_layers": (f"sliding-window layers ({k.swa_pattern})", None, len(k.swa_layers)),
+        "rope_freq_base_train_swa": ("SWA layers' freq_base", k.freq_base_swa_source, k.freq_base_swa),
+        "rope_freq_scale_train_swa": ("SWA layers' freq_scale", None, k.freq_scale_swa),
+    }

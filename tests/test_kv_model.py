@@ -197,3 +197,44 @@ def test_plan_has_no_kv_number_for_an_unmodelled_family(tmp_path):
     rep = json.loads(run_cli("plan", m, "--ctx", "1024", "--json", check=True).stdout)
     assert rep["memory"]["kv_cache_bytes"] == {} and "phi3" in rep["memory"]["kv_unknown"]
     assert "KV cache: unknown" in run_cli("plan", m, "--ctx", "1024", check=True).stdout
+
+
+VERIFY_MODELS = [
+    pytest.param("gemma2", {}, id="gemma2"),
+    pytest.param("gemma2", {"gemma2.rope.freq_base_swa": "f32:5000", "gemma2.rope.scaling.factor": "f32:4",
+                            "gemma2.rope.scaling.type": "str:linear"}, id="gemma2-base-swa-scaled"),
+    pytest.param("gemma3", {}, id="gemma3"),
+    pytest.param("gemma3", {"gemma3.rope.freq_base_swa": "f32:20000", "gemma3.rope.freq_base": "f32:1000000"},
+                 id="gemma3-base-swa"),
+    pytest.param("cohere2", {}, id="cohere2"),
+    pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
+    pytest.param("deepseek2-kv", {}, id="deepseek2-kv"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [pytest.param([], id="file"),
+                                   pytest.param(["--rope-scaling", "yarn", "--rope-scale", "4", "--ctx", "16384"],
+                                                id="yarn-4x")])
+@pytest.mark.parametrize("family,keys", VERIFY_MODELS)
+def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, family, keys, flags):
+    """llama.cpp's resolved window, SWA layer count and SWA layers' base/scale equal ggufrope's."""
+    import gguf
+    import json
+    from conftest import REAL_HOME, run_cli
+    types = {"f32": gguf.GGUFValueType.FLOAT32, "str": gguf.GGUFValueType.STRING}
+    extra = {k: (types[v.split(":")[0]], float(v.split(":")[1]) if v.startswith("f32") else v.split(":")[1])
+             for k, v in keys.items()}
+    m = write_tiny_family(str(tmp_path / "m.gguf"), family, head_dim=64 if family.startswith("deepseek") else 32,
+                          extra=extra)
+    r = run_cli("verify", m, "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})
+    rep = json.loads(r.stdout)
+    assert rep["ok"], [row for row in rep["rows"] if not row["ok"]]
+    whats = {row["what"] for row in rep["rows"]}
+    if family in ("gemma2", "gemma3", "cohere2"):
+        assert "SWA layers' freq_base" in whats and "SWA layers' freq_scale" in whats
+        k = read_model_facts(m).kv
+        if "rope.freq_base_swa" in str(keys):
+            assert k.freq_base_swa == float(next(v for kk, v in keys.items() if kk.endswith("freq_base_swa"))[4:])
+        if family == "gemma2" and keys:
+            assert k.freq_scale_swa == 0.25      # gemma2 keeps the trained scale on its SWA layers

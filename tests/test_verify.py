@@ -19,6 +19,7 @@ LLAMA_ROWS = {
     "llama.rope.scaling.yarn_ext_factor", "llama.rope.scaling.yarn_attn_factor",
     "llama.rope.scaling.yarn_beta_fast", "llama.rope.scaling.yarn_beta_slow",
     "llama.rope.scaling.yarn_log_multiplier", "layers", "KV heads (layer 0)", "head dim K", "head dim V",
+    "sliding-window layers",   # none on llama: kv_model and llama.cpp agree (verify.expected_swa)
 }
 HOME = {"GGUFROPE_HOME": REAL_HOME}
 
