@@ -24,6 +24,7 @@ MODELS = [
     ("gemma2", "gemma2", {"swa": 512}),
     ("gemma3", "gemma3", {"swa": 512}),
     ("cohere2", "cohere2", {"swa": 1024}),
+    ("gpt-oss", "gpt-oss", {"swa": 128}),
     ("deepseek2-mla", "deepseek2-mla", {"head_dim": 64}),
     ("deepseek2-k64-v32", "deepseek2-kv", {"head_dim": 64, "v_dim": 32}),
     ("mamba", "mamba", {}),
@@ -207,6 +208,7 @@ VERIFY_MODELS = [
     pytest.param("gemma3", {"gemma3.rope.freq_base_swa": "f32:20000", "gemma3.rope.freq_base": "f32:1000000"},
                  id="gemma3-base-swa"),
     pytest.param("cohere2", {}, id="cohere2"),
+    pytest.param("gpt-oss", {}, id="gpt-oss"),
     pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
     pytest.param("deepseek2-kv", {}, id="deepseek2-kv"),
 ]
@@ -231,7 +233,7 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
     rep = json.loads(r.stdout)
     assert rep["ok"], [row for row in rep["rows"] if not row["ok"]]
     whats = {row["what"] for row in rep["rows"]}
-    if family in ("gemma2", "gemma3", "cohere2"):
+    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss"):
         assert "SWA layers' freq_base" in whats and "SWA layers' freq_scale" in whats
         k = read_model_facts(m).kv
         if "rope.freq_base_swa" in str(keys):

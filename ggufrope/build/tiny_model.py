@@ -135,6 +135,18 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
                          "attention.value_length": (U32, vdim)})
             lt += [("attn_kv_b.weight", (2 * (nope + vdim), rank))]
         return "deepseek2", keys, lt, False
+    if family == "gpt-oss":
+        n_exp, f_exp = 4, 32
+        keys = {**base, "attention.sliding_window": (U32, swa), "rope.dimension_count": (U32, head_dim),
+                "expert_count": (U32, n_exp), "expert_used_count": (U32, 2),
+                "expert_feed_forward_length": (U32, f_exp)}
+        lt = _attn(e, hq, kv, kv) + [
+            ("attn_output.bias", (e,)), ("post_attention_norm.weight", (e,)), ("attn_sinks.weight", (2,)),
+            ("ffn_gate_inp.weight", (n_exp, e)), ("ffn_gate_inp.bias", (n_exp,)),
+            ("ffn_gate_exps.weight", (n_exp, f_exp, e)), ("ffn_down_exps.weight", (n_exp, e, f_exp)),
+            ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_gate_exps.bias", (n_exp, f_exp)),
+            ("ffn_down_exps.bias", (n_exp, e)), ("ffn_up_exps.bias", (n_exp, f_exp))]
+        return "gpt-oss", keys, lt, False
     if family == "mamba":
         d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
         keys = {k: v for k, v in base.items() if not k.startswith("attention.head")}
@@ -150,7 +162,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
     raise ValueError(f"unknown tiny family {family!r}")
 
 
-FAMILIES = ("gemma2", "gemma3", "cohere2", "deepseek2-mla", "deepseek2-kv", "mamba")
+FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
