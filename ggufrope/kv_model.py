@@ -38,6 +38,10 @@ ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohe
 MLA = frozenset({"deepseek2"})
 # Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent), Mamba-style state only.
 RECURRENT = frozenset({"mamba", "mamba2"})
+# Hybrid (llm_arch_is_hybrid -> llama_memory_hybrid, create_memory's default filters): a KV cache for
+# the attention layers and Mamba state for the recurrent ones. jamba: a layer is recurrent when its
+# head_count_kv is 0 (src/models/jamba.cpp l.11-13).
+HYBRID = frozenset({"jamba"})
 
 
 def _int(v: Any) -> int:
@@ -57,7 +61,7 @@ class KvShape:
     """What llama.cpp's memory allocation depends on, read from the file's metadata."""
 
     arch: str
-    family: str                       # standard | iswa | mla | recurrent | unknown
+    family: str                       # standard | iswa | mla | recurrent | hybrid | unknown
     reason: str                       # why unknown ("" otherwise)
     n_layer: int                      # layers that get memory (n_layer_all - nextn layers)
     n_head_kv: tuple[int, ...]        # per layer
@@ -70,6 +74,7 @@ class KvShape:
     swa_pattern: str = ""             # as the file gives it: "every 6th full", "array"
     n_embd_r: int = 0                 # recurrent conv state per sequence and layer (f32 elements)
     n_embd_s: int = 0                 # recurrent ssm state per sequence and layer
+    is_recr: tuple[bool, ...] = ()    # hybrids: per layer, recurrent (state) rather than attention (KV)
     # RoPE of the SWA layers, fixed at load (llama-model.cpp l.2329-2335 get_rope_freq_base/scale:
     # SWA layers use hparams' *_train_swa; only full-attention layers use the runtime cparams)
     freq_base_swa: float | None = None
@@ -105,12 +110,16 @@ class KvShape:
         base = dict(arch=arch, n_layer=n_layer, n_head_kv=n_head_kv, head_k=hk, head_v=hv,
                     head_k_swa=hks, head_v_swa=hvs, is_swa=(False,) * n_layer)
 
-        if arch in RECURRENT:
+        if arch in RECURRENT or arch in HYBRID:
             # llama-hparams.cpp n_embd_r / n_embd_s (Mamba branch)
             d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
             d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
             r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
-            return cls(family="recurrent", reason="", n_embd_r=r, n_embd_s=d_state * d_inner, **base)
+            if arch in HYBRID:
+                return cls(family="hybrid", reason="", n_embd_r=r, n_embd_s=d_state * d_inner,
+                           is_recr=tuple(h == 0 for h in n_head_kv), **base)
+            return cls(family="recurrent", reason="", n_embd_r=r, n_embd_s=d_state * d_inner,
+                       is_recr=(True,) * n_layer, **base)
         if arch in ISWA:
             n_swa_default, pattern_default = ISWA[arch]
             n_swa = _int(g("attention.sliding_window")) or n_swa_default
@@ -246,11 +255,13 @@ def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | No
         return KvUnknown(shape.arch, shape.reason, n_ctx_p)
     n_seq = max(1, n_seq)
     streams = 1 if unified else n_seq       # llama-kv-cache.cpp l.84: n_stream(unified ? 1 : n_seq_max)
+    # llama-memory-recurrent.cpp l.101-103: mem_size = max(1, n_seq_max) rows of f32 R and S per
+    # recurrent layer (its log line counts every layer of the model, the bytes only these)
+    n_recr = sum(shape.is_recr)
+    recr = CacheBytes("recurrent", n_seq, 1, n_recr, n_recr * n_seq * shape.n_embd_r * 4,
+                      n_recr * n_seq * shape.n_embd_s * 4)
     if shape.family == "recurrent":
-        # llama-memory-recurrent.cpp l.101-103: mem_size = max(1, n_seq_max) rows of f32 R and S per layer
-        rows = n_seq
-        return KvPlan((CacheBytes("recurrent", rows, 1, shape.n_layer, shape.n_layer * rows * shape.n_embd_r * 4,
-                                  shape.n_layer * rows * shape.n_embd_s * 4),), n_ctx_p)
+        return KvPlan((recr,), n_ctx_p)
     # ubatch is capped by the batch (default 2048) inside llama.cpp; callers pass what they run with
     v_trans = not flash_attn
     v_max = max((h * (shape.head_v_swa if s else shape.head_v) for h, s in zip(shape.n_head_kv, shape.is_swa)),
@@ -274,4 +285,7 @@ def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | No
         full_l = [il for il in range(shape.n_layer) if not shape.is_swa[il]]
         swa_l = [il for il in range(shape.n_layer) if shape.is_swa[il]]
         return KvPlan((cache("kv full", full_l, size), cache("kv swa", swa_l, swa)), n_ctx_p)
+    if shape.family == "hybrid":     # llama-memory-hybrid.cpp l.34-65: attention KV + recurrent state
+        attn = [il for il in range(shape.n_layer) if not shape.is_recr[il]]
+        return KvPlan((cache("kv", attn, size), recr), n_ctx_p)
     return KvPlan((cache("kv", list(range(shape.n_layer)), size),), n_ctx_p)

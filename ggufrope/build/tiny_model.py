@@ -147,6 +147,21 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
             ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_gate_exps.bias", (n_exp, f_exp)),
             ("ffn_down_exps.bias", (n_exp, e)), ("ffn_up_exps.bias", (n_exp, f_exp))]
         return "gpt-oss", keys, lt, False
+    if family == "jamba":
+        # attention on the layers whose head_count_kv is not 0, Mamba on the others (src/models/jamba.cpp)
+        d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
+        kv_arr = [n_head_kv if il % 3 == 2 else 0 for il in range(n_layer)]
+        keys = {**base, "attention.head_count_kv": (gguf.GGUFValueType.ARRAY, kv_arr),
+                "ssm.conv_kernel": (U32, d_conv), "ssm.inner_size": (U32, d_inner),
+                "ssm.state_size": (U32, d_state), "ssm.time_step_rank": (U32, dt_rank)}
+        ssm = [("ssm_in.weight", (2 * d_inner, e)), ("ssm_conv1d.weight", (d_inner, d_conv)),
+               ("ssm_conv1d.bias", (d_inner,)), ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)),
+               ("ssm_dt_norm.weight", (dt_rank,)), ("ssm_dt.weight", (d_inner, dt_rank)), ("ssm_dt.bias", (d_inner,)),
+               ("ssm_b_norm.weight", (d_state,)), ("ssm_c_norm.weight", (d_state,)), ("ssm_a", (d_inner, d_state)),
+               ("ssm_d", (d_inner,)), ("ssm_out.weight", (e, d_inner))]
+        per_layer = [[("attn_norm.weight", (e,))] + (_attn(e, e, kv, kv)[1:] if kv_arr[il] else ssm) + _ffn(e, f)
+                     for il in range(n_layer)]
+        return "jamba", keys, per_layer, True
     if family == "mamba":
         d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
         keys = {k: v for k, v in base.items() if not k.startswith("attention.head")}
@@ -162,7 +177,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
     raise ValueError(f"unknown tiny family {family!r}")
 
 
-FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba")
+FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
@@ -185,8 +200,9 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
     tensors = [("token_embd.weight", (n_vocab, e)), ("output_norm.weight", (e,))]
     if not tied:
         tensors.append(("output.weight", (n_vocab, e)))
-    for i in range(n_layer):
-        tensors += [(f"blk.{i}.{n}", s) for n, s in layer_tensors]
+    for i in range(n_layer):   # one list for every layer, or one list per layer (hybrids)
+        lt = layer_tensors[i] if isinstance(layer_tensors[0], list) else layer_tensors
+        tensors += [(f"blk.{i}.{n}", s) for n, s in lt]
     for n, s in tensors:
         w.add_tensor(n, (rng.standard_normal(s) * 0.02).astype(np.float32))
     w.write_header_to_file()

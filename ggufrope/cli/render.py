@@ -23,8 +23,9 @@ def _kv_rows(rep: dict) -> list[list[str]]:
         c = k["at"][0]["caches"][0]
         return [["recurrent state", f"{human_bytes(c['k_bytes'] + c['v_bytes'])} per sequence (f32, {c['layers']} "
                                     "layers), whatever the context"]]
-    if k.get("family") == "iswa":
-        what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache"}
+    if k.get("family") in ("iswa", "hybrid"):
+        what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache",
+                "hybrid": "hybrid: a KV cache for the attention layers, recurrent state for the others"}
         for a in k["at"]:
             parts = []
             for c in a["caches"]:
