@@ -249,3 +249,13 @@ def test_inspect_hybrid_lists_attention_cache_and_state(tmp_path):
     out = run_cli("inspect", write_tiny_family(str(tmp_path / "j.gguf"), "jamba"), check=True).stdout
     assert "hybrid: a KV cache for the attention layers" in out
     assert "2 full layers x 4096 cells + 4 layers of state, one per sequence" in out
+
+
+def test_memory_plan_says_unknown_for_an_unmodelled_family(tmp_path):
+    from ggufrope.presets import memory
+    facts = read_model_facts(write_tiny_llama(str(tmp_path / "x.gguf"), arch="phi3"))
+    p = memory.plan(facts.info, memory.Shape(facts.n_vocab, facts.n_ff), facts.weights_bytes, 4096, "f16", "f16",
+                    flash_attn=True, n_ubatch=512, bud=memory.Budget(1 << 40, "test"), on_gpu=False,
+                    gpu_fraction=1.0, headroom=0)
+    assert "KV cache unknown (llama.cpp's memory rule for 'phi3' is not modelled; counted as full attention" \
+        in p.summary()
