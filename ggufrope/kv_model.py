@@ -24,7 +24,7 @@ SWA_PAD = 256               # src/llama-kv-cache-iswa.cpp: "the SWA cache is alw
 # Architectures whose memory is one plain llama_kv_cache (src/llama-model.cpp create_memory,
 # default branch: not recurrent, not hybrid, swa_type NONE, no layer reuse): checked by hand.
 STANDARD = frozenset({
-    "llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "granite", "granitemoe", "olmo", "olmo2",
+    "llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "granite", "granitemoe", "olmo",
     "stablelm", "internlm2", "phi2", "starcoder2", "deepseek", "mistral3", "smollm3", "exaone",
     "command-r", "baichuan", "orion", "minicpm", "gptneox", "falcon", "starcoder", "refact", "bloom",
 })
@@ -32,7 +32,10 @@ STANDARD = frozenset({
 # from each arch's load_arch_hparams: src/models/gemma2.cpp l.4-12 (n_swa 4096, pattern 2),
 # gemma3.cpp l.4-12 (SWA only when sliding_window > 0, pattern 6), cohere2.cpp l.4-11 (pattern 4),
 # openai-moe.cpp l.6-9 (gpt-oss, pattern 2).
-ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2)}
+# olmo2.cpp l.6-16 (SWA only when sliding_window > 0, pattern 4; SWA layers: trained base, scale 1).
+ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
+                                    "olmo2": (0, 4)}
+SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file has no sliding_window
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
 MLA = frozenset({"deepseek2"})
@@ -123,8 +126,8 @@ class KvShape:
         if arch in ISWA:
             n_swa_default, pattern_default = ISWA[arch]
             n_swa = _int(g("attention.sliding_window")) or n_swa_default
-            if arch == "gemma3" and not n_swa:
-                return cls(family="standard", reason="", **base)     # gemma3.cpp l.10-11: no SWA
+            if arch in SWA_OPTIONAL and not n_swa:
+                return cls(family="standard", reason="", **base)     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
             if not n_swa:
                 return cls(family="unknown", reason=f"{arch} without attention.sliding_window", **base)
             # llama-model.cpp load_swa_pattern: a per-layer bool array, else an integer pattern
@@ -171,6 +174,9 @@ def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     default 10000; scale = 1/rope.scaling.factor, else 1/rope.scale_linear, 0 -> 1), the base
     overridden by rope.freq_base_swa."""
     key = _f(g("rope.freq_base_swa"))
+    if arch == "olmo2":
+        base = _f(g("rope.freq_base")) or 10000.0
+        return (key, 1.0, "rope.freq_base_swa") if key else (base, 1.0, "the trained rope.freq_base; no rope.freq_base_swa")
     if arch == "gemma3":
         return (key, 1.0, "rope.freq_base_swa") if key else (10000.0, 1.0, "gemma3's built-in 10000")
     base = _f(g("rope.freq_base")) or 10000.0

@@ -259,3 +259,18 @@ def test_memory_plan_says_unknown_for_an_unmodelled_family(tmp_path):
                     gpu_fraction=1.0, headroom=0)
     assert "KV cache unknown (llama.cpp's memory rule for 'phi3' is not modelled; counted as full attention" \
         in p.summary()
+
+
+@pytest.mark.parametrize("window,family", [pytest.param(512, "iswa", id="sliding_window"),
+                                           pytest.param(None, "standard", id="no-sliding_window")])
+def test_olmo2_is_iswa_only_with_a_sliding_window(window, family):
+    """src/models/olmo2.cpp l.6-16: pattern 4, SWA layers keep the trained base and scale 1 (from the
+    source; no tiny olmo2 is loaded by llama.cpp here)."""
+    meta = {"olmo2.block_count": 8, "olmo2.embedding_length": 64, "olmo2.attention.head_count": 2,
+            "olmo2.rope.freq_base": 500000.0, "olmo2.rope.scaling.factor": 4.0}
+    if window:
+        meta["olmo2.attention.sliding_window"] = window
+    k = KvShape.from_metadata(meta, "olmo2")
+    assert k.family == family
+    if window:
+        assert (k.full_layers, k.freq_base_swa, k.freq_scale_swa) == ((3, 7), 500000.0, 1.0)
