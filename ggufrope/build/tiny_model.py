@@ -95,86 +95,121 @@ def _ffn(e: int, f: int, norm: bool = True):
         [("ffn_gate.weight", (f, e)), ("ffn_up.weight", (f, e)), ("ffn_down.weight", (e, f))]
 
 
+class _Shape:
+    """The sizes every family's tensors and keys are written from."""
+
+    def __init__(self, family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
+        import gguf
+        self.family, self.n_layer, self.n_head_kv, self.head_dim, self.swa, self.d = \
+            family, n_layer, n_head_kv, head_dim, swa, d
+        self.ARRAY, self.U32, self.F32 = gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.UINT32, gguf.GGUFValueType.FLOAT32
+        self.e, self.hq, self.kv, self.f = 2 * head_dim, 2 * head_dim, n_head_kv * head_dim, 64
+        U32 = self.U32
+        self.base = {"context_length": (U32, d.get("n_ctx", 4096)), "embedding_length": (U32, self.e),
+                     "block_count": (U32, n_layer), "feed_forward_length": (U32, self.f),
+                     "attention.head_count": (U32, 2), "attention.head_count_kv": (U32, n_head_kv),
+                     "attention.layer_norm_rms_epsilon": (self.F32, 1e-6)}
+
+
+def _gemma(c: _Shape):
+    U32, e, kv = c.U32, c.e, c.kv
+    keys = {**c.base, "attention.key_length": (U32, c.head_dim), "attention.value_length": (U32, c.head_dim),
+            "attention.sliding_window": (U32, c.swa)}
+    lt = _attn(e, c.hq, kv, kv) + [("post_attention_norm.weight", (e,))] + _ffn(e, c.f) + \
+        [("post_ffw_norm.weight", (e,))]
+    if c.family == "gemma3":
+        lt += [("attn_q_norm.weight", (c.head_dim,)), ("attn_k_norm.weight", (c.head_dim,))]
+    return c.family, keys, lt, True
+
+
+def _cohere2(c: _Shape):
+    keys = {**c.base, "attention.sliding_window": (c.U32, c.swa), "logit_scale": (c.F32, 1.0),
+            "attention.layer_norm_epsilon": (c.F32, 1e-5)}
+    return "cohere2", keys, _attn(c.e, c.hq, c.kv, c.kv) + _ffn(c.e, c.f, norm=False), True
+
+
+def _deepseek2(c: _Shape):
+    U32, e, head_dim = c.U32, c.e, c.head_dim
+    rope, nope, vdim, rank, qrank = 32, head_dim - 32, c.d.get("v_dim", 32), 64, 32
+    keys = {**c.base, "attention.q_lora_rank": (U32, qrank), "attention.kv_lora_rank": (U32, rank),
+            "rope.dimension_count": (U32, rope), "leading_dense_block_count": (U32, c.n_layer),
+            "expert_feed_forward_length": (U32, 32), "expert_shared_count": (U32, 0)}
+    lt = [("attn_norm.weight", (e,)), ("attn_q_a_norm.weight", (qrank,)), ("attn_kv_a_norm.weight", (rank,)),
+          ("attn_q_a.weight", (qrank, e)), ("attn_q_b.weight", (2 * head_dim, qrank)),
+          ("attn_kv_a_mqa.weight", (rank + rope, e)), ("attn_output.weight", (e, 2 * vdim))] + _ffn(e, c.f)
+    if c.family == "deepseek2-mla":
+        # as convert_hf_to_gguf writes MLA: one K "head" of kv_lora_rank + rope, V = the latent
+        keys.update({"attention.head_count_kv": (U32, 1), "attention.key_length": (U32, rank + rope),
+                     "attention.value_length": (U32, rank), "attention.key_length_mla": (U32, head_dim),
+                     "attention.value_length_mla": (U32, vdim)})
+        lt += [("attn_k_b.weight", (2, rank, nope)), ("attn_v_b.weight", (2, vdim, rank))]
+    else:
+        keys.update({"attention.head_count_kv": (U32, 2), "attention.key_length": (U32, head_dim),
+                     "attention.value_length": (U32, vdim)})
+        lt += [("attn_kv_b.weight", (2 * (nope + vdim), rank))]
+    return "deepseek2", keys, lt, False
+
+
+def _gpt_oss(c: _Shape):
+    U32, e = c.U32, c.e
+    n_exp, f_exp = 4, 32
+    keys = {**c.base, "attention.sliding_window": (U32, c.swa), "rope.dimension_count": (U32, c.head_dim),
+            "expert_count": (U32, n_exp), "expert_used_count": (U32, 2),
+            "expert_feed_forward_length": (U32, f_exp)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [
+        ("attn_output.bias", (e,)), ("post_attention_norm.weight", (e,)), ("attn_sinks.weight", (2,)),
+        ("ffn_gate_inp.weight", (n_exp, e)), ("ffn_gate_inp.bias", (n_exp,)),
+        ("ffn_gate_exps.weight", (n_exp, f_exp, e)), ("ffn_down_exps.weight", (n_exp, e, f_exp)),
+        ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_gate_exps.bias", (n_exp, f_exp)),
+        ("ffn_down_exps.bias", (n_exp, e)), ("ffn_up_exps.bias", (n_exp, f_exp))]
+    return "gpt-oss", keys, lt, False
+
+
+def _ssm_keys(c: _Shape) -> tuple[dict, int, int, int, int]:
+    d_inner, d_state, d_conv, dt_rank = 2 * c.e, 16, 4, 8
+    return ({"ssm.conv_kernel": (c.U32, d_conv), "ssm.inner_size": (c.U32, d_inner),
+             "ssm.state_size": (c.U32, d_state), "ssm.time_step_rank": (c.U32, dt_rank)},
+            d_inner, d_state, d_conv, dt_rank)
+
+
+def _jamba(c: _Shape):
+    # attention on the layers whose head_count_kv is not 0, Mamba on the others (src/models/jamba.cpp)
+    e = c.e
+    ssm_keys, d_inner, d_state, d_conv, dt_rank = _ssm_keys(c)
+    kv_arr = [c.n_head_kv if il % 3 == 2 else 0 for il in range(c.n_layer)]
+    keys = {**c.base, "attention.head_count_kv": (c.ARRAY, kv_arr), **ssm_keys}
+    ssm = [("ssm_in.weight", (2 * d_inner, e)), ("ssm_conv1d.weight", (d_inner, d_conv)),
+           ("ssm_conv1d.bias", (d_inner,)), ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)),
+           ("ssm_dt_norm.weight", (dt_rank,)), ("ssm_dt.weight", (d_inner, dt_rank)), ("ssm_dt.bias", (d_inner,)),
+           ("ssm_b_norm.weight", (d_state,)), ("ssm_c_norm.weight", (d_state,)), ("ssm_a", (d_inner, d_state)),
+           ("ssm_d", (d_inner,)), ("ssm_out.weight", (e, d_inner))]
+    per_layer = [[("attn_norm.weight", (e,))] + (_attn(e, e, c.kv, c.kv)[1:] if kv_arr[il] else ssm) + _ffn(e, c.f)
+                 for il in range(c.n_layer)]
+    return "jamba", keys, per_layer, True
+
+
+def _mamba(c: _Shape):
+    e = c.e
+    ssm_keys, d_inner, d_state, d_conv, dt_rank = _ssm_keys(c)
+    keys = {k: v for k, v in c.base.items() if not k.startswith("attention.head")}
+    keys.update({"feed_forward_length": (c.U32, 0), "attention.head_count": (c.U32, 0), **ssm_keys})
+    lt = [("attn_norm.weight", (e,)), ("ssm_in.weight", (2 * d_inner, e)),
+          ("ssm_conv1d.weight", (d_inner, d_conv)), ("ssm_conv1d.bias", (d_inner,)),
+          ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)), ("ssm_dt.weight", (d_inner, dt_rank)),
+          ("ssm_dt.bias", (d_inner,)), ("ssm_a", (d_inner, d_state)), ("ssm_d", (d_inner,)),
+          ("ssm_out.weight", (e, d_inner))]
+    return "mamba", keys, lt, True
+
+
+_BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
+             "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba}
+
+
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
     """(arch, keys, layer tensors, tied output) of a family (see FAMILIES)."""
-    import gguf
-    U32, F32 = gguf.GGUFValueType.UINT32, gguf.GGUFValueType.FLOAT32
-    e, hq, kv, f = 2 * head_dim, 2 * head_dim, n_head_kv * head_dim, 64
-    base = {"context_length": (U32, d.get("n_ctx", 4096)), "embedding_length": (U32, e),
-            "block_count": (U32, n_layer), "feed_forward_length": (U32, f),
-            "attention.head_count": (U32, 2), "attention.head_count_kv": (U32, n_head_kv),
-            "attention.layer_norm_rms_epsilon": (F32, 1e-6)}
-    if family in ("gemma2", "gemma3"):
-        keys = {**base, "attention.key_length": (U32, head_dim), "attention.value_length": (U32, head_dim),
-                "attention.sliding_window": (U32, swa)}
-        lt = _attn(e, hq, kv, kv) + [("post_attention_norm.weight", (e,))] + _ffn(e, f) + \
-            [("post_ffw_norm.weight", (e,))]
-        if family == "gemma3":
-            lt += [("attn_q_norm.weight", (head_dim,)), ("attn_k_norm.weight", (head_dim,))]
-        return family, keys, lt, True
-    if family == "cohere2":
-        keys = {**base, "attention.sliding_window": (U32, swa), "logit_scale": (F32, 1.0),
-                "attention.layer_norm_epsilon": (F32, 1e-5)}
-        return family, keys, _attn(e, hq, kv, kv) + _ffn(e, f, norm=False), True
-    if family in ("deepseek2-mla", "deepseek2-kv"):
-        rope, nope, vdim, rank, qrank = 32, head_dim - 32, d.get("v_dim", 32), 64, 32
-        keys = {**base, "attention.q_lora_rank": (U32, qrank), "attention.kv_lora_rank": (U32, rank),
-                "rope.dimension_count": (U32, rope), "leading_dense_block_count": (U32, n_layer),
-                "expert_feed_forward_length": (U32, 32), "expert_shared_count": (U32, 0)}
-        lt = [("attn_norm.weight", (e,)), ("attn_q_a_norm.weight", (qrank,)), ("attn_kv_a_norm.weight", (rank,)),
-              ("attn_q_a.weight", (qrank, e)), ("attn_q_b.weight", (2 * head_dim, qrank)),
-              ("attn_kv_a_mqa.weight", (rank + rope, e)), ("attn_output.weight", (e, 2 * vdim))] + _ffn(e, f)
-        if family == "deepseek2-mla":
-            # as convert_hf_to_gguf writes MLA: one K "head" of kv_lora_rank + rope, V = the latent
-            keys.update({"attention.head_count_kv": (U32, 1), "attention.key_length": (U32, rank + rope),
-                         "attention.value_length": (U32, rank), "attention.key_length_mla": (U32, head_dim),
-                         "attention.value_length_mla": (U32, vdim)})
-            lt += [("attn_k_b.weight", (2, rank, nope)), ("attn_v_b.weight", (2, vdim, rank))]
-        else:
-            keys.update({"attention.head_count_kv": (U32, 2), "attention.key_length": (U32, head_dim),
-                         "attention.value_length": (U32, vdim)})
-            lt += [("attn_kv_b.weight", (2 * (nope + vdim), rank))]
-        return "deepseek2", keys, lt, False
-    if family == "gpt-oss":
-        n_exp, f_exp = 4, 32
-        keys = {**base, "attention.sliding_window": (U32, swa), "rope.dimension_count": (U32, head_dim),
-                "expert_count": (U32, n_exp), "expert_used_count": (U32, 2),
-                "expert_feed_forward_length": (U32, f_exp)}
-        lt = _attn(e, hq, kv, kv) + [
-            ("attn_output.bias", (e,)), ("post_attention_norm.weight", (e,)), ("attn_sinks.weight", (2,)),
-            ("ffn_gate_inp.weight", (n_exp, e)), ("ffn_gate_inp.bias", (n_exp,)),
-            ("ffn_gate_exps.weight", (n_exp, f_exp, e)), ("ffn_down_exps.weight", (n_exp, e, f_exp)),
-            ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_gate_exps.bias", (n_exp, f_exp)),
-            ("ffn_down_exps.bias", (n_exp, e)), ("ffn_up_exps.bias", (n_exp, f_exp))]
-        return "gpt-oss", keys, lt, False
-    if family == "jamba":
-        # attention on the layers whose head_count_kv is not 0, Mamba on the others (src/models/jamba.cpp)
-        d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
-        kv_arr = [n_head_kv if il % 3 == 2 else 0 for il in range(n_layer)]
-        keys = {**base, "attention.head_count_kv": (gguf.GGUFValueType.ARRAY, kv_arr),
-                "ssm.conv_kernel": (U32, d_conv), "ssm.inner_size": (U32, d_inner),
-                "ssm.state_size": (U32, d_state), "ssm.time_step_rank": (U32, dt_rank)}
-        ssm = [("ssm_in.weight", (2 * d_inner, e)), ("ssm_conv1d.weight", (d_inner, d_conv)),
-               ("ssm_conv1d.bias", (d_inner,)), ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)),
-               ("ssm_dt_norm.weight", (dt_rank,)), ("ssm_dt.weight", (d_inner, dt_rank)), ("ssm_dt.bias", (d_inner,)),
-               ("ssm_b_norm.weight", (d_state,)), ("ssm_c_norm.weight", (d_state,)), ("ssm_a", (d_inner, d_state)),
-               ("ssm_d", (d_inner,)), ("ssm_out.weight", (e, d_inner))]
-        per_layer = [[("attn_norm.weight", (e,))] + (_attn(e, e, kv, kv)[1:] if kv_arr[il] else ssm) + _ffn(e, f)
-                     for il in range(n_layer)]
-        return "jamba", keys, per_layer, True
-    if family == "mamba":
-        d_inner, d_state, d_conv, dt_rank = 2 * e, 16, 4, 8
-        keys = {k: v for k, v in base.items() if not k.startswith("attention.head")}
-        keys.update({"feed_forward_length": (U32, 0), "attention.head_count": (U32, 0),
-                     "ssm.conv_kernel": (U32, d_conv), "ssm.inner_size": (U32, d_inner),
-                     "ssm.state_size": (U32, d_state), "ssm.time_step_rank": (U32, dt_rank)})
-        lt = [("attn_norm.weight", (e,)), ("ssm_in.weight", (2 * d_inner, e)),
-              ("ssm_conv1d.weight", (d_inner, d_conv)), ("ssm_conv1d.bias", (d_inner,)),
-              ("ssm_x.weight", (dt_rank + 2 * d_state, d_inner)), ("ssm_dt.weight", (d_inner, dt_rank)),
-              ("ssm_dt.bias", (d_inner,)), ("ssm_a", (d_inner, d_state)), ("ssm_d", (d_inner,)),
-              ("ssm_out.weight", (e, d_inner))]
-        return "mamba", keys, lt, True
-    raise ValueError(f"unknown tiny family {family!r}")
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown tiny family {family!r}")
+    return _BUILDERS[family](_Shape(family, n_layer, n_head_kv, head_dim, swa, d))
 
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba")

@@ -126,11 +126,13 @@ _OUT = typer.Option("ggufrope-eval", "--out", help="Results folder (resumes what
 _PLAN_CTX = typer.Option(None, "--plan-ctx", help="Plan every variant for this context instead of each length.")
 _THREADS = typer.Option(None, "-t", "--threads", help="llama.cpp threads (default: its own).")
 _JSON = typer.Option(False, "--json", help="Summary and file paths as JSON.")
+_TEXT_OFFSET = typer.Option(0.0, "--text-offset", help="Where the text starts in the corpus (0..1).")
+_PLOTS = typer.Option(True, "--plots/--no-plots", help="Write PNG plots.")
+_TARGET = typer.Argument(..., metavar="PRESET|MODEL", help="A preset name, a GGUF file or a named model (smollm2).")
 
 
 def _eval_options(
-    target: str = typer.Argument(..., metavar="PRESET|MODEL",
-                                 help="A preset name, a GGUF file or a named model (smollm2)."),
+    target: str = _TARGET,
     lengths: str = typer.Option("2k,4k,8k,16k,32k", "--lengths", help=_LENGTHS_HELP),
     depths: str = typer.Option("0,0.25,0.5,0.75,1", "--depths",
                                help="Where the fact sits, 0 (start) to 1 (just before the question)."),
@@ -142,8 +144,8 @@ def _eval_options(
     chunks: int = typer.Option(1, "--chunks", help="llama-perplexity --chunks."),
     plan_ctx: Optional[int] = _PLAN_CTX,
     threads: Optional[int] = _THREADS,
-    text_offset: float = typer.Option(0.0, "--text-offset", help="Where the text starts in the corpus (0..1)."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    text_offset: float = _TEXT_OFFSET,
+    plots: bool = _PLOTS,
     as_json: bool = _JSON,
 ) -> None:
     """Every option of `eval passkey|needle|perplexity`; each task offers the ones it reads."""
@@ -213,8 +215,7 @@ def report_cmd(
 
 @eval_app.command("kv")
 def kv_cmd(
-    target: str = typer.Argument(..., metavar="PRESET|MODEL",
-                                 help="A preset name, a GGUF file or a named model (smollm2)."),
+    target: str = _TARGET,
     lengths: str = typer.Option("2k,8k", "--lengths", help=_LENGTHS_HELP),
     kv: str = typer.Option("f16,q8_0,q8_0/q4_0,q4_0", "--kv",
                            help="K/V cache pairs compared with f16: a type (K = V) or K/V, e.g. q8_0/q4_0."),
@@ -227,11 +228,11 @@ def kv_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for the passkeys."),
     bench_dir: Optional[str] = typer.Option(None, "--bench",
                                             help="A `ggufrope bench --out` folder: show its speeds per KV type."),
-    out: str = _OUT,
+    text_offset: float = _TEXT_OFFSET,
     plan_ctx: Optional[int] = _PLAN_CTX,
     threads: Optional[int] = _THREADS,
-    text_offset: float = typer.Option(0.0, "--text-offset", help="Start of the scored text in the corpus (0..1)."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plot."),
+    out: str = _OUT,
+    plots: bool = _PLOTS,
     as_json: bool = _JSON,
 ) -> None:
     """What a quantized KV cache costs in quality: per length, f16 logits as the base, then per

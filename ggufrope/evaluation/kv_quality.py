@@ -26,7 +26,7 @@ from typing import Mapping
 from ggufrope.errors import UsageError
 from ggufrope.evaluation import kld
 from ggufrope.evaluation.runner import Cell, Sweep, _mib
-from ggufrope.evaluation.spec import length_label
+from ggufrope.evaluation.spec import choice_items, length_label
 from ggufrope.evaluation.variants import Variant
 from ggufrope.settings import KV_CACHE_TYPES
 
@@ -45,18 +45,9 @@ def split_pair(pair: str) -> tuple[str, str]:
 def parse_kv_pairs(text: str) -> tuple[str, ...]:
     """'f16,q8_0,q8_0/q4_0' -> pairs as K or K/V (K/V with K == V written as K), in the order given."""
     out: list[str] = []
-    for t in text.split(","):
-        t = t.strip().lower()
-        if not t:
-            continue
+    for t in choice_items(text, "--kv", "cache type", KV_CACHE_TYPES, split_pair,
+                          ", or K/V such as q8_0/q4_0"):
         k, v = split_pair(t)
-        for x in (k, v):
-            if x not in KV_CACHE_TYPES:
-                import difflib
-                m = difflib.get_close_matches(x, list(KV_CACHE_TYPES), n=1)
-                hint = f" (did you mean {m[0]!r}?)" if m else ""
-                raise UsageError(f"--kv: unknown cache type {x!r} in {t!r}{hint}; use {', '.join(KV_CACHE_TYPES)}, "
-                                 f"or K/V such as q8_0/q4_0")
         p = k if k == v else f"{k}/{v}"
         if p not in out:
             out.append(p)
@@ -102,18 +93,13 @@ class KvSweep(Sweep):
         if min(s.lengths) < 256:
             raise UsageError(f"eval kv: length {min(s.lengths)} is too short: llama.cpp prints KL-divergence "
                              f"statistics only for {kld.MIN_TOKENS}+ scored tokens (use 256 or more)")
-        out: list[Cell] = []
-        for n in s.lengths:
-            runnable = []
-            for v in s.variants:
-                if self.variant(v, n).applicable:
-                    runnable.append(v)
-                else:
-                    out.append(Cell(n, None, None, v))
-            out += [Cell(n, None, None, v, p) for v in runnable for p in s.kv_pairs]
-            out += [Cell(n, d, t, v, p) for t in range(s.trials) for d in s.depths for v in runnable
-                    for p in s.kv_pairs]
-        return out
+        return super().cells()
+
+    def cells_at(self, n: int, runnable: list[str]) -> list[Cell]:
+        """Per K/V pair: a quality cell, then the passkey cells."""
+        s = self.spec
+        return [Cell(n, None, None, v, p) for v in runnable for p in s.kv_pairs] + \
+            [Cell(n, d, t, v, p) for t in range(s.trials) for d in s.depths for v in runnable for p in s.kv_pairs]
 
     def cell_variant(self, cell: Cell) -> Variant:
         v = self.variant(cell.variant, cell.length)

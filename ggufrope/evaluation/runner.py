@@ -141,22 +141,25 @@ class Sweep:
         return self.variant(cell.variant, cell.length)
 
     def cells(self) -> list[Cell]:
-        s = self.spec
+        """Every cell of the grid, in run order: per length, a skipped cell for each variant that
+        does not apply there, then cells_at() for those that do."""
         out: list[Cell] = []
-        for n in s.lengths:
+        for n in self.spec.lengths:
             runnable = []
-            for v in s.variants:
+            for v in self.spec.variants:
                 if self.variant(v, n).applicable:
                     runnable.append(v)
                 else:
                     out.append(Cell(n, None, None, v))
-            if s.uses_depth:
-                for t in range(s.trials):
-                    for d in s.depths:
-                        out += [Cell(n, d, t, v) for v in runnable]
-            else:
-                out += [Cell(n, None, None, v) for v in runnable]
+            out += self.cells_at(n, runnable)
         return out
+
+    def cells_at(self, n: int, runnable: list[str]) -> list[Cell]:
+        """The cells run at length n for the variants that apply there."""
+        s = self.spec
+        if not s.uses_depth:
+            return [Cell(n, None, None, v) for v in runnable]
+        return [Cell(n, d, t, v) for t in range(s.trials) for d in s.depths for v in runnable]
 
     # -- lazily loaded helpers -------------------------------------------------------------
     def tokenizer(self):

@@ -56,19 +56,28 @@ def parse_depths(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
-def parse_variants(text: str) -> tuple[str, ...]:
+def choice_items(text: str, option: str, what: str, choices, check=lambda t: (t,), also: str = "") -> list[str]:
+    """A comma list of words, lowercased, blanks and repeats dropped; check(word) gives the
+    parts of a word that must each be one of choices (a typo gets a did-you-mean)."""
     out: list[str] = []
     for t in text.split(","):
         t = t.strip().lower()
         if not t:
             continue
-        if t not in VARIANTS:
-            import difflib
-            m = difflib.get_close_matches(t, VARIANTS, n=1)
-            hint = f" (did you mean {m[0]!r}?)" if m else ""
-            raise UsageError(f"--variants: unknown variant {t!r}{hint}; use {', '.join(VARIANTS)}")
+        for x in check(t):
+            if x not in choices:
+                import difflib
+                m = difflib.get_close_matches(x, list(choices), n=1)
+                hint = f" (did you mean {m[0]!r}?)" if m else ""
+                raise UsageError(f"{option}: unknown {what} {x!r}{'' if x == t else f' in {t!r}'}{hint}; "
+                                 f"use {', '.join(choices)}{also}")
         if t not in out:
             out.append(t)
+    return out
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    out = choice_items(text, "--variants", "variant", VARIANTS)
     if not out:
         raise UsageError("--variants: give at least one of " + ", ".join(VARIANTS))
     return tuple(out)
