@@ -24,27 +24,51 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 COMMANDS = ("build_cmd", "edit_cmds", "inspect_cmd", "demo_cmd", "eval_cmd", "verify_cmd", "plan_cmd", "run_cmd")
 GROUPS = (("build", "build_cmd", "build_app"), ("eval", "eval_cmd", "eval_app"),
           ("presets", "presets_cmd", "presets_app"), ("worker", "worker_cmd", "worker_app"))
-_registered: list[bool] = []
+# Which module holds each top-level command, so that `ggufrope run ...` imports only run_cmd
+# (start-up: every command module pulls in its part of the library). tests/test_cli_app.py checks
+# this table against what the modules define.
+WHERE = {"doctor": "build_cmd", "patch": "edit_cmds", "restore": "edit_cmds", "recover": "edit_cmds",
+         "diff": "edit_cmds", "inspect": "inspect_cmd", "fetch": "demo_cmd", "demo": "demo_cmd",
+         "bench": "eval_cmd", "tune": "eval_cmd", "verify": "verify_cmd", "plan": "plan_cmd",
+         "run": "run_cmd", "serve": "run_cmd", "chat": "run_cmd"}
+_registered: list[str] = []
 
 
-def _register() -> None:
-    """Mount every command on `app` (once)."""
+def _command_word(argv: list[str]) -> str | None:
+    """The command a command line names (the first word that is not a root option)."""
+    for a in argv:
+        if a != "--debug":
+            return a if not a.startswith("-") else None
+    return None
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Mount the commands on `app` (once): only the module of the command argv names when it
+    names one, else all of them (help, a typo's did-you-mean, docgen)."""
     if _registered:
         return
     import importlib
 
     from ggufrope.cli.helptext import reflow_app
 
-    for module in COMMANDS:
-        app.add_typer(importlib.import_module(f"ggufrope.cli.{module}").commands)
-    for name, module, attr in GROUPS:
-        app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=name)
+    word = _command_word(argv) if argv is not None else None
+    groups = {name: (module, attr) for name, module, attr in GROUPS}
+    if word in WHERE:
+        app.add_typer(importlib.import_module(f"ggufrope.cli.{WHERE[word]}").commands)
+    elif word in groups:
+        module, attr = groups[word]
+        app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=word)
+    else:
+        for module in COMMANDS:
+            app.add_typer(importlib.import_module(f"ggufrope.cli.{module}").commands)
+        for name, module, attr in GROUPS:
+            app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=name)
     reflow_app(app)  # docstrings' hard line breaks would show as broken lines in --help
-    _registered.append(True)
+    _registered.append(word or "")
 
 
 def main() -> None:
-    _register()
+    _register(sys.argv[1:])
     # GGUF strings need not be UTF-8 (ggml does not check; they decode with surrogateescape):
     # print them escaped instead of dying with UnicodeEncodeError on a strict UTF-8 terminal
     for stream in (sys.stdout, sys.stderr):
@@ -63,7 +87,11 @@ def main() -> None:
     except cx.UsageError as e:
         # bad option or value: one line, like every other error
         where = f"{e.ctx.command_path}: " if e.ctx else ""
-        sys.stderr.write(f"ggufrope: error: {where}{e.format_message()}\n")
+        msg = e.format_message()
+        hint = msg.rfind(" Did you mean")
+        if hint > 0 and msg.count(msg[hint:]) > 1:   # click and typer each add the suggestion
+            msg = msg[:msg.find(msg[hint:])] + msg[hint:]
+        sys.stderr.write(f"ggufrope: error: {where}{msg}\n")
         sys.exit(2)
     except GgufropeError as e:
         if _state["debug"] or "--debug" in sys.argv:
