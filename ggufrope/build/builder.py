@@ -86,6 +86,24 @@ def repo_root() -> str:
     return here
 
 
+def forget_other_checkout(tree: str, root: str, log: Callable[[str], None]) -> None:
+    """A build dir configured from another ggufrope checkout (moved, or a fresh clone such as CI's)
+    makes cmake refuse: "The source ... does not match the source ... used to generate cache".
+    Drop that checkout's cmake cache then; the object files stay, so ninja rebuilds only what
+    really changed."""
+    cache = os.path.join(tree, "CMakeCache.txt")
+    try:
+        with open(cache, encoding="utf-8", errors="replace") as f:
+            home = next((ln.split("=", 1)[1].strip() for ln in f if ln.startswith("CMAKE_HOME_DIRECTORY:")), None)
+    except OSError:
+        return
+    if home is None or os.path.realpath(home) == os.path.realpath(root):
+        return
+    log(f"{tree}: configured from another checkout ({home}); reconfiguring from {root}")
+    os.unlink(cache)
+    shutil.rmtree(os.path.join(tree, "CMakeFiles"), ignore_errors=True)
+
+
 def native_hash(root: str) -> str:
     """Content hash of ggufrope's own build inputs (top-level CMakeLists.txt and native/).
     Not part of the cache key: a change re-runs the (incremental) build in the same dir."""
@@ -184,6 +202,7 @@ def _build_locked(spec: BuildSpec, source: SourceInfo, env: Mapping[str, str], p
         machine_args = tk.cmake_args()
         checks["cuda_toolkit"] = tk.to_dict()
     configure, build_cmd = commands(spec, source, bdir, root, os.cpu_count() or 2, generator, machine_args)
+    forget_other_checkout(os.path.join(bdir, "build"), root, log)
     t0 = time.monotonic()
     log(f"configuring {spec.name()} ({source.path} @ {source.commit}); log: {log_path}")
     _run_logged(configure, log_path, env, None, "cmake configure")
