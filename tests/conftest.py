@@ -118,3 +118,16 @@ def cpu_build():
     env = {k: v for k, v in os.environ.items() if k != "GGUFROPE_HOME"}
     env["GGUFROPE_HOME"] = REAL_HOME
     return ensure_build(env=env, log=lambda s: sys.stderr.write(s + "\n"))
+
+
+def counting_header_opens(monkeypatch) -> list[str]:
+    """Every path the codec maps for its header from now on, in order (to count header reads)."""
+    from ggufrope.gguf import reader
+    opened: list[str] = []
+    real = reader._open_map
+
+    def counting(p, *a, **kw):
+        opened.append(str(p))
+        return real(p, *a, **kw)
+    monkeypatch.setattr(reader, "_open_map", counting)
+    return opened

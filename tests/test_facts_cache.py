@@ -9,19 +9,14 @@ import shutil
 from ggufrope import facts_cache
 from ggufrope.edit import patch_file
 from ggufrope.edit.plan import SetValue
-from ggufrope.gguf import ValueType, reader
+from ggufrope.gguf import ValueType
 from ggufrope.model_facts import read_model_facts
+
+from conftest import counting_header_opens
 
 
 def _opens(monkeypatch) -> list[str]:
-    opened: list[str] = []
-    real = reader._open_map
-
-    def counting(p, *a, **kw):
-        opened.append(str(p))
-        return real(p, *a, **kw)
-    monkeypatch.setattr(reader, "_open_map", counting)
-    return opened
+    return counting_header_opens(monkeypatch)
 
 
 def test_second_read_of_the_same_version_does_not_open_the_file(tiny_model, monkeypatch):

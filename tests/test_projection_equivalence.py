@@ -275,16 +275,8 @@ def test_run_dry_run_python_kwargs_equal_plan_json(tiny_model, tmp_path):
 
 
 def _counting_opens(monkeypatch) -> list[str]:
-    """Every path the codec maps for its header from now on, in order."""
-    from ggufrope.gguf import reader
-    opened: list[str] = []
-    real = reader._open_map
-
-    def counting(p, *a, **kw):
-        opened.append(str(p))
-        return real(p, *a, **kw)
-    monkeypatch.setattr(reader, "_open_map", counting)
-    return opened
+    from conftest import counting_header_opens
+    return counting_header_opens(monkeypatch)
 
 
 def _count_header_opens(monkeypatch, argv: list[str], path: str, codes=(0, None)) -> int:

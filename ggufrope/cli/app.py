@@ -31,7 +31,7 @@ WHERE = {"doctor": "build_cmd", "patch": "edit_cmds", "restore": "edit_cmds", "r
          "diff": "edit_cmds", "inspect": "inspect_cmd", "fetch": "demo_cmd", "demo": "demo_cmd",
          "bench": "eval_cmd", "tune": "eval_cmd", "verify": "verify_cmd", "plan": "plan_cmd",
          "run": "run_cmd", "serve": "run_cmd", "chat": "run_cmd"}
-_registered: list[str] = []
+_mounted: list[str] = []   # what is on `app`: command modules, "group:NAME", or "*" for everything
 
 
 def _command_word(argv: list[str]) -> str | None:
@@ -43,28 +43,35 @@ def _command_word(argv: list[str]) -> str | None:
 
 
 def _register(argv: list[str] | None = None) -> None:
-    """Mount the commands on `app` (once): only the module of the command argv names when it
-    names one, else all of them (help, a typo's did-you-mean, docgen)."""
-    if _registered:
-        return
+    """Mount the commands on `app`: only the module of the command argv names when it names one,
+    else all of them, in --help order (help, a typo's did-you-mean, docgen). Called again in one
+    process (tests run the CLI in process), it mounts what is missing."""
     import importlib
 
     from ggufrope.cli.helptext import reflow_app
 
+    if "*" in _mounted:
+        return
     word = _command_word(argv) if argv is not None else None
     groups = {name: (module, attr) for name, module, attr in GROUPS}
     if word in WHERE:
-        app.add_typer(importlib.import_module(f"ggufrope.cli.{WHERE[word]}").commands)
+        wanted = [(WHERE[word], None)]
     elif word in groups:
-        module, attr = groups[word]
-        app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=word)
+        wanted = [(f"group:{word}", word)]
     else:
-        for module in COMMANDS:
-            app.add_typer(importlib.import_module(f"ggufrope.cli.{module}").commands)
-        for name, module, attr in GROUPS:
-            app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=name)
+        app.registered_groups.clear()   # everything, in the order --help shows
+        _mounted.clear()
+        wanted = [(m, None) for m in COMMANDS] + [(f"group:{n}", n) for n, _, _ in GROUPS] + [("*", None)]
+    for key, group in wanted:
+        if key in _mounted:
+            continue
+        if group is not None:
+            module, attr = groups[group]
+            app.add_typer(getattr(importlib.import_module(f"ggufrope.cli.{module}"), attr), name=group)
+        elif key != "*":
+            app.add_typer(importlib.import_module(f"ggufrope.cli.{key}").commands)
+        _mounted.append(key)
     reflow_app(app)  # docstrings' hard line breaks would show as broken lines in --help
-    _registered.append(word or "")
 
 
 def main() -> None:
