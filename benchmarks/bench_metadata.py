@@ -149,19 +149,25 @@ def run_series(series: list[Series], runs: int, warmup: int = 1, setup=None, log
                 continue
             if setup:
                 setup(s)
-            os.sync()
-            errf = os.path.join(tempfile.gettempdir(), "ggufrope-bench.stderr")
-            smp = spawn(s.argv, errf)
-            if smp.rc != 0:
-                with open(errf, "rb") as f:
-                    tail = f.read()[-2000:].decode("utf-8", "replace")
-                raise SystemExit(f"FAILED (rc {smp.rc}): {' '.join(s.argv)}\n{tail}")
+            smp = _timed(s)
             if r >= warmup:
                 s.samples.append(smp)
             if log:
                 tag = "warm-up" if r < warmup else f"run {r - warmup + 1}"
                 log(f"  {s.label:<44} {tag:<8} {smp.wall:8.3f} s  {smp.rss / 2**20:7.1f} MB")
             os.sync()
+
+
+def _timed(s: Series) -> Sample:
+    """One run of s after a sync; a failure stops the benchmark with the command's stderr."""
+    os.sync()
+    errf = os.path.join(tempfile.gettempdir(), "ggufrope-bench.stderr")
+    smp = spawn(s.argv, errf)
+    if smp.rc != 0:
+        with open(errf, "rb") as f:
+            tail = f.read()[-2000:].decode("utf-8", "replace")
+        raise SystemExit(f"FAILED (rc {smp.rc}): {' '.join(s.argv)}\n{tail}")
+    return smp
 
 
 def run_pairs(a: Series, b: Series, pairs: int, setup=None, log=None) -> tuple[list[float], list[Sample]]:
@@ -175,13 +181,7 @@ def run_pairs(a: Series, b: Series, pairs: int, setup=None, log=None) -> tuple[l
         for s in order:
             if setup:
                 setup(s)
-            os.sync()
-            errf = os.path.join(tempfile.gettempdir(), "ggufrope-bench.stderr")
-            smp = spawn(s.argv, errf)
-            if smp.rc != 0:
-                with open(errf, "rb") as f:
-                    tail = f.read()[-2000:].decode("utf-8", "replace")
-                raise SystemExit(f"FAILED (rc {smp.rc}): {' '.join(s.argv)}\n{tail}")
+            smp = _timed(s)
             got[id(s)] = smp
             if r >= 1:
                 s.samples.append(smp)

@@ -131,3 +131,21 @@ def counting_header_opens(monkeypatch) -> list[str]:
         return real(p, *a, **kw)
     monkeypatch.setattr(reader, "_open_map", counting)
     return opened
+
+
+@pytest.fixture(scope="session")
+def rpc_build():
+    """The portable CPU build with the RPC backend (a second cached build: minutes, once)."""
+    from ggufrope.build.ensure import ensure_build
+    from ggufrope.build.spec import BuildSpec
+    env = {k: v for k, v in os.environ.items() if k != "GGUFROPE_HOME"}
+    env["GGUFROPE_HOME"] = REAL_HOME
+    return ensure_build(BuildSpec(rpc=True), env=env, log=lambda s: sys.stderr.write(s + "\n"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,7 +2,7 @@
 from the worker process's own argv and from the wire probe), its refusals are one line with
 exit 2, and `worker probe --timeout` bounds the wait on a peer that never answers. A GPU
 `--backend` needs a GPU build this machine cannot run; it is checked as far as the refusal of
-an unknown backend (before any build). Uses the cached RPC build (test_rpc.py's rpc_build)."""
+an unknown backend (before any build). Uses the cached RPC build (conftest.rpc_build)."""
 from __future__ import annotations
 
 import json
@@ -14,24 +14,9 @@ import sys
 
 import pytest
 
-from conftest import REAL_HOME, REPO, run_cli
+from conftest import REAL_HOME, REPO, free_port, run_cli
 
 ENV = {"GGUFROPE_HOME": REAL_HOME}
-
-
-@pytest.fixture(scope="module")
-def rpc_build():
-    from ggufrope.build.ensure import ensure_build
-    from ggufrope.build.spec import BuildSpec
-    env = {k: v for k, v in os.environ.items() if k != "GGUFROPE_HOME"}
-    env["GGUFROPE_HOME"] = REAL_HOME
-    return ensure_build(BuildSpec(rpc=True), env=env, log=lambda s: sys.stderr.write(s + "\n"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve_worker(*args: str) -> tuple[dict, list[str], str]:
@@ -63,7 +48,7 @@ def _after(argv: list[str], flag: str) -> str | None:
 
 
 def test_worker_backend_mem_threads_cache_host_reach_the_rpc_server(rpc_build):
-    port = _free_port()
+    port = free_port()
     info, argv, err = _serve_worker("--host", "127.0.0.1", "--port", str(port), "--backend", "cpu", "--mem", "0.25",
                                     "--threads", "1", "--cache")
     assert os.path.basename(argv[0]) == "rpc-server" or argv[0].startswith(rpc_build.bin_dir), argv
@@ -75,7 +60,7 @@ def test_worker_backend_mem_threads_cache_host_reach_the_rpc_server(rpc_build):
     assert dev["free"] == dev["total"] == 256 << 20       # what the worker advertises on the wire
     assert "stopped the RPC worker" in err
     # the defaults: no cap, no cache, llama.cpp's own thread count
-    info, argv, _ = _serve_worker("--port", str(_free_port()), "-t", "2")
+    info, argv, _ = _serve_worker("--port", str(free_port()), "-t", "2")
     assert "--mem-mib" not in argv and "--cache" not in argv and _after(argv, "--threads") == "2"
     assert info["mem_cap_bytes"] is None and info["devices"][0]["total"] > 256 << 20
 

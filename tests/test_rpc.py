@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REAL_HOME, REPO, hang_guard, run_cli
+from conftest import REAL_HOME, REPO, free_port, hang_guard, run_cli
 from ggufrope.errors import WorkerError
 from ggufrope.rpc import (Endpoint, ProtoVersion, compatibility, parse_endpoints, probe, probe_all,
                           source_proto_version)
@@ -27,27 +27,11 @@ FAST = ["--set", "threads=1", "--set", "n_predict=24", "--set", "sampling.temper
         "--ctx", "2048"]
 
 
-@pytest.fixture(scope="module")
-def rpc_build():
-    """The portable CPU build with the RPC backend (a second cached build: minutes, once)."""
-    from ggufrope.build.ensure import ensure_build
-    from ggufrope.build.spec import BuildSpec
-    env = {k: v for k, v in os.environ.items() if k != "GGUFROPE_HOME"}
-    env["GGUFROPE_HOME"] = REAL_HOME
-    return ensure_build(BuildSpec(rpc=True), env=env, log=lambda s: sys.stderr.write(s + "\n"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Worker:
     """`ggufrope worker --json` in the background (the real cache, so it finds the RPC build)."""
 
     def __init__(self, *extra: str, host: str = "127.0.0.1") -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(os.environ, GGUFROPE_HOME=REAL_HOME)
         self.proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "worker", "--host", host, "--port",
                                       str(self.port), "--threads", "1", "--json", *extra],
@@ -126,7 +110,7 @@ def _wait_generating(port: int, limit: float = 120) -> None:
 
 class Serve:
     def __init__(self, preset_file: str, *extra: str, bin_dir: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(os.environ, GGUFROPE_BUILD_BIN_DIR=bin_dir)
         self.proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", "--preset-file", preset_file,
                                       "--port", str(self.port), *FAST, *extra], cwd=REPO, env=env,
@@ -180,7 +164,7 @@ def test_worker_off_loopback_warns_about_the_protocol(workers):
 
 def test_worker_probe_command_and_build_version_check(workers, tmp_path):
     w = workers()
-    dead = Endpoint("127.0.0.1", _free_port())
+    dead = Endpoint("127.0.0.1", free_port())
     r = run_cli("worker", "probe", str(w.ep), "--json", env_extra={"GGUFROPE_HOME": REAL_HOME}, check=True)
     row = json.loads(r.stdout)["workers"][0]
     assert row["verdict"] == "same" and row["devices"] == 1
@@ -262,7 +246,7 @@ def test_probe_rejects_a_peer_that_is_not_a_worker():
 
 
 def test_probe_all_reports_each_worker_in_order():
-    dead1, dead2 = Endpoint("127.0.0.1", _free_port()), Endpoint("127.0.0.1", _free_port())
+    dead1, dead2 = Endpoint("127.0.0.1", free_port()), Endpoint("127.0.0.1", free_port())
     out = probe_all([dead1, dead2], timeout=1)
     assert [str(e).startswith(f"RPC worker {ep}") for e, ep in zip(out, (dead1, dead2))] == [True, True]
 
@@ -342,7 +326,7 @@ def test_killed_worker_ends_the_session_with_a_clear_error(workers, rpc_build, t
 
 
 def test_unreachable_worker_stops_the_launch_before_loading(rpc_build, tmp_path, smollm2):
-    dead = Endpoint("127.0.0.1", _free_port())
+    dead = Endpoint("127.0.0.1", free_port())
     path = _preset(tmp_path, "dead", [dead])
     r = run_cli("serve", "--preset-file", path, *FAST, env_extra={"GGUFROPE_BUILD_BIN_DIR": rpc_build.bin_dir},
                 timeout=120)  # hang guard
