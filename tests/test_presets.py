@@ -372,7 +372,7 @@ def test_export_llama_ini_and_import_back(tmp_path, _config, tiny_model):
     assert p.res.chain[-1].origin == "user" and p.res.chain[0].name == "mine-base"
     assert (p.model, p.ctx, p.cache_type_k, p.flash_attn) == (m, 16384, "q8_0", "on")
     assert p.rope.as_dict() == {"scaling_type": "yarn", "scaling_factor": 4.0, "original_context_length": 4096}
-    assert p.sampling.temperature == 0.6 and p.extra_args == ("--mmap", "--parallel", "2")
+    assert p.sampling.temperature == 0.6 and p.extra_args == ("--mmap",) and p.parallel == 2
 
 
 def test_export_llama_swap_and_llama_cpp_python_server(tiny_model):

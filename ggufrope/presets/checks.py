@@ -12,6 +12,8 @@ resolved preset, the file and line) to change.
 5. a context beyond the trained context without RoPE scaling (or beyond the scaled context)
 6. the memory plan fits free RAM / VRAM                   (memory.py; ctx = "auto" picks)
 6b. a quantized K cache whose measured KL divergence is large at this length (kv_measured.json)
+6c. sequences: parallel on an engine that decodes one, slots that split the context, and -np /
+    -kvu / --swa-full in extra arguments (the memory plan would not see them)
 7. apply = "patched" on a split model, longrope without its factor tensors, the python engine
    without llama-cpp-python
 """
@@ -114,3 +116,28 @@ def kv_quality(p: Preset, n_ctx: int, data: dict | None = None) -> list[Finding]
     return [Finding("warning", "cache_type_k",
                     f"cache_type_k {p.cache_type_k} at ctx {n_ctx}: measured {kv_measured.describe(row, data.get('model'))} "
                     f"(above {limit}; {data.get('source', 'ggufrope eval kv')}); q8_0 K costs far less")]
+
+
+# llama.cpp options the memory plan reads from preset fields instead (common/arg.cpp)
+SEQUENCE_OPTIONS = {"-np": "parallel", "--parallel": "parallel", "-kvu": "kv_unified", "--kv-unified": "kv_unified",
+                    "-no-kvu": "kv_unified", "--no-kv-unified": "kv_unified", "--swa-full": "swa_full"}
+
+
+def sequences(p: Preset, n_ctx: int, extra: tuple[str, ...] | list[str] = ()) -> list[Finding]:
+    """How the context is shared: parallel that the engine ignores, slots that each get a share of
+    n_ctx (no unified buffer), and sequence options given as extra arguments."""
+    out: list[Finding] = []
+    for args, fld, where in ((p.extra_args, "extra_args", "in extra_args"), (extra, None, "after --")):
+        for a in args:
+            name = SEQUENCE_OPTIONS.get(a.partition("=")[0])
+            if name:
+                out.append(Finding("warning", fld, f"{a} {where}: the memory plan does not see it; "
+                                                   f"set {name} instead"))
+    if p.engine != "server" and p.parallel not in ("auto", 1):
+        out.append(Finding("note", "parallel", f"parallel {p.parallel} applies to llama-server (`ggufrope serve`); "
+                                               f"engine {p.engine} decodes one sequence"))
+    n, unified = p.sequences()
+    if n > 1 and not unified:
+        out.append(Finding("note", "kv_unified", f"{n} slots without a unified KV buffer: each gets "
+                                                 f"{n_ctx // n} of the {n_ctx} tokens"))
+    return out

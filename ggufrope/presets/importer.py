@@ -30,6 +30,9 @@ n_gpu_layers                  n-gpu-layers gpu-layers ngl LLAMA_ARG_N_GPU_LAYERS
 threads                       threads t LLAMA_ARG_THREADS
 batch                         batch-size b LLAMA_ARG_BATCH
 ubatch                        ubatch-size ub LLAMA_ARG_UBATCH
+parallel                      parallel np LLAMA_ARG_N_PARALLEL
+kv_unified                    kv-unified kvu no-kv-unified no-kvu LLAMA_ARG_KV_UNIFIED
+swa_full                      swa-full LLAMA_ARG_SWA_FULL
 n_predict                     n-predict predict n LLAMA_ARG_N_PREDICT
 system_prompt                 system-prompt sys
 chat_template                 chat-template LLAMA_ARG_CHAT_TEMPLATE
@@ -56,9 +59,9 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     name: tuple(keys) for name, *keys in (line.split() for line in _FIELD_KEYS_TABLE.strip().splitlines())}
 _BY_KEY = {k: f for f, ks in _FIELD_KEYS.items() for k in ks}
 # llama.cpp options that are switches (common/arg.cpp: a --x / --no-x pair, no value), so "1" is on
-_SWITCHES = frozenset({"mmap", "mlock", "kv-unified", "cont-batching", "jinja", "spec-default", "warmup",
+_SWITCHES = frozenset({"mmap", "mlock", "cont-batching", "jinja", "spec-default", "warmup",
                        "embedding", "embeddings", "reranking", "metrics", "slots", "props", "webui",
-                       "swa-full", "check-tensors", "perf", "cache-prompt", "context-shift", "escape",
+                       "check-tensors", "perf", "cache-prompt", "context-shift", "escape",
                        "kv-offload", "repack", "op-offload", "verbose-prompt", "display-prompt"})
 _COMMENT = re.compile(r"\s[;#].*$")
 
@@ -149,6 +152,15 @@ def section_values(sec: Section, path: str) -> tuple[dict[str, Any], list[str], 
             continue
         if fname is not None:
             spec = schema.BY_NAME[fname]
+            if fname == "kv_unified":      # a switch (and its no- form) sets the on/off/auto choice
+                b = parse_bool(value)
+                if b is None:
+                    raise PresetError(f"{path}:{no}: {key}: expected true or false, not {value!r}")
+                values[fname] = "on" if b != key.startswith("no-") else "off"
+                continue
+            if fname == "parallel" and value.strip() == "-1":
+                values[fname] = "auto"      # llama-server's -np -1: auto (4 slots, unified)
+                continue
             if fname == "ctx" and value.strip() == "0":
                 values["ctx"] = "auto"
                 notes.append(f"{path}:{no}: ctx-size = 0 (the model's context, fitted to memory) -> ctx = \"auto\"")

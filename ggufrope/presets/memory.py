@@ -119,6 +119,7 @@ class MemoryPlan:
     headroom: int
     offload: tuple[DeviceLoad, ...] = ()   # RPC workers (and local GPUs beside them)
     kv_detail: KvPlan | KvUnknown | None = None   # per cache (full / SWA / recurrent), or why unknown
+    sequences: str = ""   # "4 sequences, unified" when more than one (-np), else ""
 
     @property
     def total(self) -> int:
@@ -150,10 +151,11 @@ class MemoryPlan:
         """The KV figure with its caches: "12.0 MiB (f16/f16, 4096 cells)", "111.0 MiB (f16/f16,
         3 layers x 32768 cells + 15 SWA layers x 1024)", or the unknown rule said as such."""
         d = self.kv_detail
+        seqs = f", {self.sequences}" if self.sequences else ""
         if isinstance(d, KvUnknown):
-            return f"unknown ({d.reason}; counted as full attention: {mib(self.kv)})"
+            return f"unknown ({d.reason}; counted as full attention: {mib(self.kv)}{seqs})"
         if d is None or len(d.caches) == 1 and d.caches[0].name == "kv":
-            return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {self.kv_cells} cells)"
+            return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {self.kv_cells} cells{seqs})"
         parts = []
         for c in d.caches:
             cells = c.cells * c.streams
@@ -161,7 +163,7 @@ class MemoryPlan:
                 parts.append(f"{c.layers} recurrent layers x {c.cells} seqs (f32 state)")
             else:
                 parts.append(f"{c.layers} {'SWA ' if c.name == 'kv swa' else ''}layers x {cells} cells")
-        return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {' + '.join(parts)})"
+        return f"{mib(self.kv)} ({self.type_k}/{self.type_v}, {' + '.join(parts)}{seqs})"
 
 
 def read_meminfo(env: Mapping[str, str]) -> tuple[int | None, str]:
@@ -219,16 +221,16 @@ def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, t
     detail = info.kv_memory(cells, type_k, type_v, **kw)
     kv = info.kv_cache_bytes(cells, type_k, type_v, **kw)
     comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn)
+    more = dict(kv_detail=detail, sequences=f"{n_seq} sequences{', unified' if unified else ''}" if n_seq > 1 else "")
     if remote:
         off = spread(remote, int((weights + kv) * gpu_fraction))
         return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom, off,
-                          kv_detail=detail)
+                          **more)
     if on_gpu and bud.has_gpu:
         w = int(weights * gpu_fraction)
         return MemoryPlan(n_ctx, cells, type_k, type_v, w, int(kv * gpu_fraction), comp, "VRAM",
-                          sum(bud.vram_free), headroom, kv_detail=detail)
-    return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom,
-                      kv_detail=detail)
+                          sum(bud.vram_free), headroom, **more)
+    return MemoryPlan(n_ctx, cells, type_k, type_v, weights, kv, comp, "RAM", bud.ram_available, headroom, **more)
 
 
 def largest_fitting(make: Callable[[int], MemoryPlan], cap: int, floor: int = CTX_PAD) -> MemoryPlan | None:

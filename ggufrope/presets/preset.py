@@ -83,6 +83,9 @@ class Preset:
     threads: int | str
     batch: int | str
     ubatch: int | str
+    parallel: int | str
+    kv_unified: str
+    swa_full: bool
     n_predict: int
     engine: str
     system_prompt: str | None
@@ -117,7 +120,8 @@ class Preset:
             name=res.name, res=res, description=v["description"], model=v["model"] or None,
             model_hint=v["model_hint"], apply=v["apply"], ctx=v["ctx"], cache_type_k=v["cache_type_k"],
             cache_type_v=v["cache_type_v"], flash_attn=v["flash_attn"], n_gpu_layers=v["n_gpu_layers"],
-            threads=v["threads"], batch=v["batch"], ubatch=v["ubatch"], n_predict=v["n_predict"],
+            threads=v["threads"], batch=v["batch"], ubatch=v["ubatch"], parallel=v["parallel"],
+            kv_unified=v["kv_unified"], swa_full=v["swa_full"], n_predict=v["n_predict"],
             engine=v["engine"], system_prompt=v["system_prompt"] or None, chat_template=v["chat_template"] or None,
             extra_args=tuple(v["extra_args"]), rpc=tuple(v["rpc"]), tensor_split=tuple(v["tensor_split"]),
             rope_plan=v["rope.plan"], rope=rope,
@@ -131,6 +135,27 @@ class Preset:
     def with_engine(self, engine: str) -> Preset:
         from dataclasses import replace
         return replace(self, engine=engine)
+
+    def sequences(self) -> tuple[int, bool]:
+        """(n_seq, unified KV) the engine runs with: llama-server's -np auto is 4 slots in one unified
+        buffer (tools/server/server.cpp l.156-161); llama-cli, llama-completion and llama-cpp-python
+        decode one sequence (common.h n_parallel = 1)."""
+        if self.engine != "server":
+            return 1, False
+        n = 4 if self.parallel == "auto" else int(self.parallel)
+        unified = self.kv_unified == "on" or (self.kv_unified == "auto" and self.parallel == "auto")
+        return n, unified
+
+    def sequence_args(self) -> list[str]:
+        """llama-server's -np / -kvu flags for parallel and kv_unified (nothing when both are auto)."""
+        out: list[str] = []
+        if self.parallel != "auto":
+            out += ["-np", str(self.parallel)]
+        elif self.kv_unified == "off":
+            out += ["-np", "4"]        # -np auto forces a unified buffer: name the 4 slots to split it
+        if self.kv_unified != "auto":
+            out.append("-kvu" if self.kv_unified == "on" else "-no-kvu")
+        return out
 
     def build_spec(self):
         return self.build.spec(rpc=bool(self.rpc))
@@ -151,6 +176,8 @@ class Preset:
             out += ["-b", str(self.batch)]
         if self.ubatch != "auto":
             out += ["-ub", str(self.ubatch)]
+        if self.swa_full:
+            out.append("--swa-full")
         return out + self.sampling.to_llama_args()
 
     def chat_template_args(self) -> list[str]:

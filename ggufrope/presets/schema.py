@@ -274,6 +274,16 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("threads", "auto_int", "auto", "CPU threads (-t)", minimum=1),
     FieldSpec("batch", "auto_int", "auto", "logical batch size (-b)", minimum=1),
     FieldSpec("ubatch", "auto_int", "auto", "physical batch size (-ub)", minimum=1),
+    FieldSpec("parallel", "auto_int", "auto",
+              "sequences decoded at once (-np): llama-server's slots; auto = 4 slots sharing one KV buffer for "
+              "engine server (llama-server's own default), 1 otherwise (llama-cli and the python engine run one)",
+              minimum=1),
+    FieldSpec("kv_unified", "choice", "auto",
+              "one KV buffer shared by all sequences (-kvu / -no-kvu): auto = on when parallel is auto "
+              "(llama-server's rule), else off: each of N slots then gets ctx/N cells", choices=FLASH_ATTN),
+    FieldSpec("swa_full", "bool", False,
+              "full-size cache for sliding-window layers (--swa-full): every token kept (more memory; lets "
+              "llama-server reuse a cached prompt on SWA models such as Gemma 2/3)"),
     FieldSpec("n_predict", "int", -1, "tokens to generate per reply (-n; -1 = until the model stops)", minimum=-1),
     FieldSpec("engine", "choice", "cli",
               "what `ggufrope run` starts: cli (llama-cli / llama-completion), server (llama-server), "

@@ -344,7 +344,8 @@ def _override_value(item: str) -> Any:
 # short flag -> long INI key (common/arg.cpp: the last, long form of each option)
 _LONG = {"-m": "model", "-c": "ctx-size", "-ctk": "cache-type-k", "-ctv": "cache-type-v", "-fa": "flash-attn",
          "-ngl": "n-gpu-layers", "-t": "threads", "-b": "batch-size", "-ub": "ubatch-size", "-n": "n-predict",
-         "-sys": "system-prompt", "-s": "seed", "--temp": "temp"}
+         "-sys": "system-prompt", "-s": "seed", "--temp": "temp", "-np": "parallel", "-kvu": "kv-unified"}
+_NEGATED = {"-no-kvu": "kv-unified"}      # a --no-X switch: key X = false (common/preset.cpp l.265-275)
 
 
 def _is_number(s: str) -> bool:
@@ -363,6 +364,10 @@ def argv_to_ini(args: Iterable[str]) -> list[tuple[str, str]]:
     i = 0
     while i < len(args):
         a = args[i]
+        if a in _NEGATED:
+            pairs.append((_NEGATED[a], "false"))
+            i += 1
+            continue
         key = _LONG.get(a, a.lstrip("-"))
         nxt = args[i + 1] if i + 1 < len(args) else None
         if nxt is not None and not (nxt.startswith("-") and len(nxt) > 1 and not _is_number(nxt)):

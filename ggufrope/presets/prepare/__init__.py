@@ -66,7 +66,7 @@ def prepare(p: Preset, env: Mapping[str, str], *, fetch: bool = True, bud: memor
     inp = MemoryInputs(bud, on_gpu, fa != "off", remote if p.n_gpu_layers != 0 else ())  # -ngl 0: all local
     n_ctx, mp, f_ctx = choose_context(p, m, reach, inp, strict_memory)
     findings += f_rpc + f_ctx + checks.context(p, n_ctx, m.trained_ctx, reach, want, m.current)
-    findings += checks.kv_quality(p, n_ctx)
+    findings += checks.kv_quality(p, n_ctx) + checks.sequences(p, n_ctx, tuple(extra))
 
     proj = Projection(m.arch, want, m.current, m.trained_ctx, n_ctx, p.apply)
     run_model, needs_patch = m.path, False

@@ -24,11 +24,13 @@ def memory_at(p: Preset, m: ModelFacts, inp: MemoryInputs) -> Callable[[int], me
     ub = memory.DEFAULT_UBATCH if p.ubatch == "auto" else int(p.ubatch)
     frac = memory.gpu_fraction(p.n_gpu_layers, m.info.n_layer)
     shape = memory.Shape(m.n_vocab, m.n_ff)
+    n_seq, unified = p.sequences()
 
     def mem_at(n: int) -> memory.MemoryPlan:
         return memory.plan(m.info, shape, m.weights_bytes, n, p.cache_type_k, p.cache_type_v,
                            flash_attn=inp.flash_attn, n_ubatch=ub, bud=inp.bud, on_gpu=inp.on_gpu,
-                           gpu_fraction=frac, headroom=p.headroom_mib * memory.MiB, remote=inp.remote)
+                           gpu_fraction=frac, headroom=p.headroom_mib * memory.MiB, remote=inp.remote,
+                           n_seq=n_seq, unified=unified, swa_full=p.swa_full)
     return mem_at
 
 

@@ -57,7 +57,7 @@ class Prepared:
         args += p.chat_template_args()
         if tool == "llama-server":
             port = self.port or (p.server.port if isinstance(p.server.port, int) else 8080)
-            args += ["--host", p.server.host, "--port", str(port), "--alias", p.name]
+            args += p.sequence_args() + ["--host", p.server.host, "--port", str(port), "--alias", p.name]
         return args + list(p.extra_args)
 
     def one_shot_args(self, prompt: str) -> list[str]:
@@ -83,6 +83,8 @@ class Prepared:
             kw["n_batch"] = int(p.batch)
         if p.ubatch != "auto":
             kw["n_ubatch"] = int(p.ubatch)
+        if p.swa_full:
+            kw["swa_full"] = True
         if p.sampling.seed is not None:
             kw["seed"] = p.sampling.seed
         if p.chat_template and not ("{%" in p.chat_template or "{{" in p.chat_template):
