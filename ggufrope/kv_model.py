@@ -41,10 +41,10 @@ SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file h
 MLA = frozenset({"deepseek2"})
 # Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent), Mamba-style state only.
 RECURRENT = frozenset({"mamba", "mamba2"})
-# Hybrid (llm_arch_is_hybrid -> llama_memory_hybrid, create_memory's default filters): a KV cache for
-# the attention layers and Mamba state for the recurrent ones. jamba: a layer is recurrent when its
-# head_count_kv is 0 (src/models/jamba.cpp l.11-13).
-HYBRID = frozenset({"jamba"})
+# Hybrid (llm_arch_is_hybrid -> llama_memory_hybrid, src/llama-model.cpp create_memory l.2678-2774): a
+# KV cache for the attention layers and recurrent state for the others; which layer holds which is
+# per arch (_hybrid_layers).
+HYBRID = frozenset({"jamba", "qwen3next", "qwen35", "qwen35moe"})
 
 
 def _int(v: Any) -> int:
@@ -77,7 +77,8 @@ class KvShape:
     swa_pattern: str = ""             # as the file gives it: "every 6th full", "array"
     n_embd_r: int = 0                 # recurrent conv state per sequence and layer (f32 elements)
     n_embd_s: int = 0                 # recurrent ssm state per sequence and layer
-    is_recr: tuple[bool, ...] = ()    # hybrids: per layer, recurrent (state) rather than attention (KV)
+    is_recr: tuple[bool, ...] = ()    # per layer: holds recurrent state (R/S)
+    is_attn: tuple[bool, ...] = ()    # per layer: holds K/V; () = every layer that is not recurrent
     # RoPE of the SWA layers, fixed at load (llama-model.cpp l.2329-2335 get_rope_freq_base/scale:
     # SWA layers use hparams' *_train_swa; only full-attention layers use the runtime cparams)
     freq_base_swa: float | None = None
@@ -92,62 +93,26 @@ class KvShape:
     def full_layers(self) -> tuple[int, ...]:
         return tuple(il for il, s in enumerate(self.is_swa) if not s)
 
+    @property
+    def kv_layers(self) -> tuple[int, ...]:
+        """The layers llama.cpp gives K/V cells (its layer filters)."""
+        if self.is_attn:
+            return tuple(il for il, a in enumerate(self.is_attn) if a)
+        recr = self.is_recr or (False,) * self.n_layer
+        return tuple(il for il in range(self.n_layer) if not recr[il])
+
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], arch: str) -> KvShape:
         def g(key: str) -> Any:
             return meta.get(f"{arch}.{key}")
-        n_all = min(_int(g("block_count")), 4096)   # as ModelInfo: far beyond LLAMA_MAX_LAYERS is a broken file
-        nextn = min(_int(g("nextn_predict_layers")), n_all)      # llama-model.cpp l.1329; n_layer() = all - nextn
-        n_layer = n_all - nextn
-        n_embd = _int(g("embedding_length"))
-        # llama-model.cpp l.1400-1406: head_count (key or per-layer array), head_count_kv defaults to it
-        n_head = _per_layer(g("attention.head_count"), n_layer)
-        kv = g("attention.head_count_kv")
-        n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
-        # l.1439-1466: head dims default to n_embd / n_head(0); *_swa default to the full ones
-        h0 = n_head[0] if n_head else 0
-        hk = _int(g("attention.key_length")) or (n_embd // h0 if h0 else 0)
-        hv = _int(g("attention.value_length")) or (n_embd // h0 if h0 else 0)
-        hks = _int(g("attention.key_length_swa")) or hk
-        hvs = _int(g("attention.value_length_swa")) or hv
-        base = dict(arch=arch, n_layer=n_layer, n_head_kv=n_head_kv, head_k=hk, head_v=hv,
-                    head_k_swa=hks, head_v_swa=hvs, is_swa=(False,) * n_layer)
-
+        base = _common(g, arch)
         if arch in RECURRENT or arch in HYBRID:
-            # llama-hparams.cpp n_embd_r / n_embd_s (Mamba branch)
-            d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
-            d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
-            r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
-            if arch in HYBRID:
-                return cls(family="hybrid", reason="", n_embd_r=r, n_embd_s=d_state * d_inner,
-                           is_recr=tuple(h == 0 for h in n_head_kv), **base)
-            return cls(family="recurrent", reason="", n_embd_r=r, n_embd_s=d_state * d_inner,
-                       is_recr=(True,) * n_layer, **base)
+            return cls(**base, **_state(g, arch, base["n_layer"], base["n_head_kv"]))
         if arch in ISWA:
-            n_swa_default, pattern_default = ISWA[arch]
-            n_swa = _int(g("attention.sliding_window")) or n_swa_default
-            if arch in SWA_OPTIONAL and not n_swa:
-                return cls(family="standard", reason="", **base)     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
-            if not n_swa:
-                return cls(family="unknown", reason=f"{arch} without attention.sliding_window", **base)
-            # llama-model.cpp load_swa_pattern: a per-layer bool array, else an integer pattern
-            # (default per arch); llama-hparams.cpp set_swa_pattern (dense_first = false):
-            # layer il is SWA when il % n < n - 1; n == 0 makes every layer SWA
-            pat = g("attention.sliding_window_pattern")
-            if isinstance(pat, list):
-                swa = tuple(bool(x) for x in pat[:n_layer]) + (False,) * max(0, n_layer - len(pat))
-                desc = "per-layer array"
-            else:
-                n = _int(pat) if pat is not None else pattern_default
-                swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
-                desc = f"pattern {n}"
-            fb, fs, src = _swa_rope(g, arch)
-            return cls(**{**base, "is_swa": swa}, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
-                       freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src)
+            return cls(**{**base, **_iswa(g, arch, base["n_layer"])})
         if arch in MLA:
-            if _int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla")):
-                return cls(family="mla", reason="", **base)
-            return cls(family="standard", reason="", **base)          # older conversions: plain K/V
+            mla = _int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla"))
+            return cls(family="mla" if mla else "standard", reason="", **base)   # older conversions: plain K/V
         if arch in STANDARD:
             return cls(family="standard", reason="", **base)
         return cls(family="unknown", reason=f"llama.cpp's memory rule for {arch or 'this file'!r} is not modelled",
@@ -160,6 +125,83 @@ class KvShape:
     def naive_bytes_per_cell(self, type_k: str = "f16", type_v: str | None = None) -> int:
         """Every layer, full attention, K and V: the llama-shaped figure (an upper bound for iSWA)."""
         return sum(_row(type_k, h * self.head_k) + _row(type_v or type_k, h * self.head_v) for h in self.n_head_kv)
+
+
+def _common(g, arch: str) -> dict[str, Any]:
+    """The fields every family reads (src/llama-model.cpp load_hparams l.1320-1470)."""
+    n_all = min(_int(g("block_count")), 4096)   # as ModelInfo: far beyond LLAMA_MAX_LAYERS is a broken file
+    nextn = min(_int(g("nextn_predict_layers")), n_all)      # l.1329; n_layer() = all - nextn
+    n_layer = n_all - nextn
+    n_embd = _int(g("embedding_length"))
+    # l.1395-1404: head_count (key or per-layer array), head_count_kv defaults to it
+    n_head = _per_layer(g("attention.head_count"), n_layer)
+    kv = g("attention.head_count_kv")
+    n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
+    # l.1436-1466: head dims default to n_embd / n_head(0); *_swa default to the full ones
+    h0 = n_head[0] if n_head else 0
+    hk = _int(g("attention.key_length")) or (n_embd // h0 if h0 else 0)
+    hv = _int(g("attention.value_length")) or (n_embd // h0 if h0 else 0)
+    return dict(arch=arch, n_layer=n_layer, n_head_kv=n_head_kv, head_k=hk, head_v=hv,
+                head_k_swa=_int(g("attention.key_length_swa")) or hk,
+                head_v_swa=_int(g("attention.value_length_swa")) or hv, is_swa=(False,) * n_layer)
+
+
+def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, Any]:
+    """Recurrent and hybrid families: the state sizes and which layer holds what."""
+    # llama-hparams.cpp l.208-257 n_embd_r / n_embd_s (the Mamba branch; qwen3next's gated delta
+    # net reads the same ssm.* keys: conv over d_inner + 2 n_group d_state channels)
+    d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
+    d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
+    sizes = dict(reason="", n_embd_r=max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state),
+                 n_embd_s=d_state * d_inner)
+    if arch in RECURRENT:      # llama-model.cpp l.1384: every layer of a recurrent arch is recurrent
+        return dict(family="recurrent", is_recr=(True,) * n_layer, **sizes)
+    recr, attn = _hybrid_layers(g, arch, n_layer, n_head_kv)
+    return dict(family="hybrid", is_recr=recr, is_attn=attn, **sizes)
+
+
+def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """(recurrent, attention) per layer, as each arch's load_arch_hparams marks is_recr and
+    create_memory filters the two caches."""
+    if arch in ("qwen3next", "qwen35", "qwen35moe"):
+        # src/models/qwen3next.cpp l.16-23 (qwen35.cpp l.17-24, qwen35moe.cpp l.20-27): the bool array
+        # attention.recurrent_layers, else every full_attention_interval-th layer (default 4) is
+        # attention; create_memory l.2702-2708 filters both caches by is_recr
+        arr = g("attention.recurrent_layers")
+        if isinstance(arr, list):
+            recr = tuple(bool(x) for x in arr[:n]) + (False,) * max(0, n - len(arr))
+        else:
+            k = _int(g("full_attention_interval")) or 4
+            recr = tuple((il + 1) % k != 0 for il in range(n))
+    else:
+        # jamba (src/models/jamba.cpp l.11-13): a layer with head_count_kv 0 is recurrent;
+        # llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
+        recr = tuple(h == 0 for h in n_head_kv)
+    return recr, tuple(not r for r in recr)
+
+
+def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
+    """The iSWA families: window, which layers slide, and the SWA layers' RoPE."""
+    n_swa_default, pattern_default = ISWA[arch]
+    n_swa = _int(g("attention.sliding_window")) or n_swa_default
+    if arch in SWA_OPTIONAL and not n_swa:
+        return dict(family="standard", reason="")     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
+    if not n_swa:
+        return dict(family="unknown", reason=f"{arch} without attention.sliding_window")
+    # llama-model.cpp l.3434-3441 load_swa_pattern: a per-layer bool array, else an integer pattern
+    # (default per arch); llama-hparams.cpp l.8-22 set_swa_pattern (dense_first = false):
+    # layer il is SWA when il % n < n - 1; n == 0 makes every layer SWA
+    pat = g("attention.sliding_window_pattern")
+    if isinstance(pat, list):
+        swa = tuple(bool(x) for x in pat[:n_layer]) + (False,) * max(0, n_layer - len(pat))
+        desc = "per-layer array"
+    else:
+        n = _int(pat) if pat is not None else pattern_default
+        swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
+        desc = f"pattern {n}"
+    fb, fs, src = _swa_rope(g, arch)
+    return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
+                freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src)
 
 
 def _f(v: Any) -> float | None:
@@ -288,10 +330,9 @@ def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | No
         swa = -(-min(size, shape.n_swa * (n_seq if unified else 1) + n_ubatch) // SWA_PAD) * SWA_PAD
         if swa_full:
             swa = size
-        full_l = [il for il in range(shape.n_layer) if not shape.is_swa[il]]
-        swa_l = [il for il in range(shape.n_layer) if shape.is_swa[il]]
+        full_l = [il for il in shape.kv_layers if not shape.is_swa[il]]
+        swa_l = [il for il in shape.kv_layers if shape.is_swa[il]]
         return KvPlan((cache("kv full", full_l, size), cache("kv swa", swa_l, swa)), n_ctx_p)
     if shape.family == "hybrid":     # llama-memory-hybrid.cpp l.34-65: attention KV + recurrent state
-        attn = [il for il in range(shape.n_layer) if not shape.is_recr[il]]
-        return KvPlan((cache("kv", attn, size), recr), n_ctx_p)
-    return KvPlan((cache("kv", list(range(shape.n_layer)), size),), n_ctx_p)
+        return KvPlan((cache("kv", list(shape.kv_layers), size), recr), n_ctx_p)
+    return KvPlan((cache("kv", list(shape.kv_layers), size),), n_ctx_p)

@@ -29,6 +29,9 @@ MODELS = [
     ("deepseek2-k64-v32", "deepseek2-kv", {"head_dim": 64, "v_dim": 32}),
     ("mamba", "mamba", {}),
     ("jamba", "jamba", {}),
+    ("qwen3next", "qwen3next", {"n_layer": 8}),
+    ("qwen35-recurrent-array", "qwen35", {"n_layer": 8, "recurrent_layers": [1, 1, 0, 1, 1, 1, 0, 0]}),
+    ("qwen35moe-interval-3", "qwen35moe", {"n_layer": 6, "interval": 3}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [

@@ -201,8 +201,59 @@ def _mamba(c: _Shape):
     return "mamba", keys, lt, True
 
 
+def _moe(e: int, n_exp: int, f_exp: int, f_sh: int | None = None):
+    """Routed experts (gate/up/down exps) and, with f_sh, a gated shared expert (qwen2moe style)."""
+    lt = [("ffn_gate_inp.weight", (n_exp, e)), ("ffn_gate_exps.weight", (n_exp, f_exp, e)),
+          ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_down_exps.weight", (n_exp, e, f_exp))]
+    if f_sh:
+        lt += [("ffn_gate_inp_shexp.weight", (e,)), ("ffn_gate_shexp.weight", (f_sh, e)),
+               ("ffn_up_shexp.weight", (f_sh, e)), ("ffn_down_shexp.weight", (e, f_sh))]
+    return lt
+
+
+def _qwen3next(c: _Shape):
+    # src/models/qwen3next.cpp load_arch_tensors: every `full_attention_interval`-th layer is gated
+    # attention (Q and its gate in one attn_q), the others a gated delta net; MoE with a shared expert.
+    # qwen35 (src/models/qwen35.cpp): the same layers with beta/alpha apart, a dense FFN, M-RoPE sections;
+    # qwen35moe (qwen35moe.cpp): qwen35's layers with qwen3next's experts
+    U32, e, hd = c.U32, c.e, c.head_dim
+    d_state, n_group, dt_rank, d_conv = 64, 2, 4, 4        # head_k_dim, k heads, v heads: 0.4 MiB of state
+    d_inner = d_state * dt_rank                             # value_dim
+    conv_dim = 2 * d_state * n_group + d_inner
+    keys = {**c.base, "rope.dimension_count": (U32, hd), "ssm.conv_kernel": (U32, d_conv),
+            "ssm.inner_size": (U32, d_inner), "ssm.state_size": (U32, d_state), "ssm.time_step_rank": (U32, dt_rank),
+            "ssm.group_count": (U32, n_group)}
+    recr = c.d.get("recurrent_layers")          # a per-layer bool array, else full_attention_interval
+    if recr is not None:
+        keys["attention.recurrent_layers"] = (c.ARRAY, [bool(x) for x in recr])
+    else:
+        interval = c.d.get("interval", 4)
+        keys["full_attention_interval"] = (U32, interval)
+        recr = [(il + 1) % interval != 0 for il in range(c.n_layer)]
+    attn = [("attn_q.weight", (2 * c.hq, e)), ("attn_k.weight", (c.kv, e)), ("attn_v.weight", (c.kv, e)),
+            ("attn_output.weight", (e, c.hq)), ("attn_q_norm.weight", (hd,)), ("attn_k_norm.weight", (hd,))]
+    gdn = [("attn_qkv.weight", (conv_dim, e)), ("attn_gate.weight", (d_inner, e)),
+           ("ssm_conv1d.weight", (conv_dim, d_conv)), ("ssm_dt.bias", (dt_rank,)), ("ssm_a", (dt_rank,)),
+           ("ssm_norm.weight", (d_state,)), ("ssm_out.weight", (e, d_inner))]
+    if c.family == "qwen3next":
+        gdn += [("ssm_ba.weight", (2 * dt_rank, e))]
+    else:
+        keys["rope.dimension_sections"] = (c.ARRAY, [hd // 4 - 2, hd // 8 + 1, hd // 8 + 1, 0])   # sum = n_rot/2
+        gdn += [("ssm_beta.weight", (dt_rank, e)), ("ssm_alpha.weight", (dt_rank, e))]
+    ffn = _ffn(e, c.f, norm=False)
+    if c.family != "qwen35":
+        keys.update({"expert_count": (U32, 4), "expert_used_count": (U32, 2), "expert_feed_forward_length": (U32, 32),
+                     "expert_shared_feed_forward_length": (U32, 32)})
+        ffn = _moe(e, 4, 32, 32)
+    per_layer = [[("attn_norm.weight", (e,)), ("post_attention_norm.weight", (e,))]
+                 + (gdn if recr[il] else attn) + ffn for il in range(c.n_layer)]
+    return c.family, keys, per_layer, True
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
-             "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba}
+             "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
+             "qwen3next": _qwen3next, "qwen35": _qwen3next,
+             "qwen35moe": _qwen3next}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
@@ -212,7 +263,8 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
     return _BUILDERS[family](_Shape(family, n_layer, n_head_kv, head_dim, swa, d))
 
 
-FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba")
+FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
+            "qwen3next", "qwen35", "qwen35moe")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
