@@ -33,8 +33,10 @@ STANDARD = frozenset({
 # gemma3.cpp l.4-12 (SWA only when sliding_window > 0, pattern 6), cohere2.cpp l.4-11 (pattern 4),
 # openai-moe.cpp l.6-9 (gpt-oss, pattern 2).
 # olmo2.cpp l.6-16 (SWA only when sliding_window > 0, pattern 4; SWA layers: trained base, scale 1).
+# llama4.cpp l.8-23: chunked attention (LLAMA_SWA_TYPE_CHUNKED) of 8192-token chunks, pattern 4 (3 chunked,
+# 1 full); the iSWA cache sizes its chunked half like an SWA one (llama-kv-cache-iswa.cpp l.70).
 ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
-                                    "olmo2": (0, 4)}
+                                    "olmo2": (0, 4), "llama4": (8192, 4)}
 SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file has no sliding_window
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
@@ -184,6 +186,10 @@ def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
     """The iSWA families: window, which layers slide, and the SWA layers' RoPE."""
     n_swa_default, pattern_default = ISWA[arch]
     n_swa = _int(g("attention.sliding_window")) or n_swa_default
+    if arch == "llama4":   # llama4.cpp l.8-14: sliding_window 0 turns chunking off, any other value reads as 8192
+        if g("attention.sliding_window") is not None and not _int(g("attention.sliding_window")):
+            return dict(family="standard", reason="")
+        n_swa = n_swa_default
     if arch in SWA_OPTIONAL and not n_swa:
         return dict(family="standard", reason="")     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
     if not n_swa:
@@ -199,6 +205,8 @@ def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
         n = _int(pat) if pat is not None else pattern_default
         swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
         desc = f"pattern {n}"
+    if arch == "llama4":
+        desc = f"chunked, {desc}"
     fb, fs, src = _swa_rope(g, arch)
     return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
                 freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src)
@@ -211,8 +219,8 @@ def _f(v: Any) -> float | None:
 def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     """(freq_base, freq_scale, where the base comes from) of the SWA layers, as llama.cpp loads them.
     gemma3 (src/models/gemma3.cpp l.9): rope.freq_base_swa, else llama-hparams.h l.151-153's
-    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss (gemma2.cpp l.8-11, cohere2.cpp l.7-10,
-    openai-moe.cpp l.11-13): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
+    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss/llama4 (gemma2.cpp l.8-11, cohere2.cpp l.7-10,
+    openai-moe.cpp l.11-13, llama4.cpp l.20-22): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
     default 10000; scale = 1/rope.scaling.factor, else 1/rope.scale_linear, 0 -> 1), the base
     overridden by rope.freq_base_swa."""
     key = _f(g("rope.freq_base_swa"))

@@ -98,7 +98,7 @@ def _ffn(e: int, f: int, norm: bool = True):
 class _Shape:
     """The sizes every family's tensors and keys are written from."""
 
-    def __init__(self, family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
+    def __init__(self, family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
         import gguf
         self.family, self.n_layer, self.n_head_kv, self.head_dim, self.swa, self.d = \
             family, n_layer, n_head_kv, head_dim, swa, d
@@ -250,13 +250,29 @@ def _qwen3next(c: _Shape):
     return c.family, keys, per_layer, True
 
 
+def _llama4(c: _Shape):
+    # src/models/llama4.cpp load_arch_tensors: every interleave_moe_layer_step-th layer is MoE with a
+    # shared expert of the experts' width, the others a dense FFN
+    U32, e, step, f_exp = c.U32, c.e, 2, 32
+    keys = {**c.base, "rope.dimension_count": (U32, c.head_dim), "expert_count": (U32, 4),
+            "expert_used_count": (U32, 1), "expert_feed_forward_length": (U32, f_exp),
+            "interleave_moe_layer_step": (U32, step)}
+    if c.swa is not None:
+        keys["attention.sliding_window"] = (U32, c.swa)
+    moe = _moe(e, 4, f_exp) + [("ffn_gate_shexp.weight", (f_exp, e)), ("ffn_up_shexp.weight", (f_exp, e)),
+                               ("ffn_down_shexp.weight", (e, f_exp))]
+    per_layer = [_attn(e, c.hq, c.kv, c.kv) + [("ffn_norm.weight", (e,))]
+                 + (moe if (il + 1) % step == 0 else _ffn(e, c.f, norm=False)) for il in range(c.n_layer)]
+    return "llama4", keys, per_layer, False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
-             "qwen35moe": _qwen3next}
+             "qwen35moe": _qwen3next, "llama4": _llama4}
 
 
-def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, d: dict):
+def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
     """(arch, keys, layer tensors, tied output) of a family (see FAMILIES)."""
     if family not in _BUILDERS:
         raise ValueError(f"unknown tiny family {family!r}")
@@ -264,11 +280,11 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int, 
 
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
-            "qwen3next", "qwen35", "qwen35moe")
+            "qwen3next", "qwen35", "qwen35moe", "llama4")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
-                      swa: int = 512, name: str | None = "tiny-test", seed: int = 0, **d) -> str:
+                      swa: int | None = 512, name: str | None = "tiny-test", seed: int = 0, **d) -> str:
     """A tiny random-weight model of one architecture family (FAMILIES) that llama.cpp loads."""
     import gguf
     rng = np.random.default_rng(seed)
