@@ -72,14 +72,31 @@ def kv_report(info, trained_ctx: int) -> dict[str, Any]:
     return rep
 
 
+SECTION_NAMES = ("time", "height", "width", "extra")
+
+
+def sections(secs: tuple[int, ...]) -> dict[str, Any]:
+    """M-RoPE: which dimension pairs rotate with which position component (ggml_rope_multi: the
+    sections count pairs, in the order time, height, width, extra). For text every component is
+    the token position, so the pairs turn as in plain RoPE and the scaling applies to all."""
+    parts, start = [], 0
+    for name, n in zip(SECTION_NAMES, secs):
+        if n:
+            parts.append({"component": name, "pairs": [start, start + n - 1]})
+        start += n
+    return {"kind": "sections", "sections": list(secs), "parts": parts,
+            "follows": "text tokens give every component the same position: plain RoPE for text"}
+
+
 def rope_layers(info) -> list[dict[str, Any]]:
     """Which layers use which RoPE base/scale: on SWA architectures the SWA layers are fixed at load
     (src/llama-model.cpp get_rope_freq_base/scale), only the full-attention layers follow the
     file's rope.scaling.* and the runtime --rope-* flags. [] when every layer is alike."""
     k = info.kv
+    out = [sections(info.rope_sections)] if info.rope_sections else []
     if k is None or k.family != "iswa":
-        return []
-    return [{"kind": "full", "layers": list(k.full_layers), "freq_base": None, "freq_scale": None,
+        return out
+    return out + [{"kind": "full", "layers": list(k.full_layers), "freq_base": None, "freq_scale": None,
              "follows": "rope.freq_base, rope.scaling.* and the runtime --rope-* / --yarn-* flags"},
             {"kind": "swa", "layers": list(k.swa_layers), "window": k.n_swa, "freq_base": k.freq_base_swa,
              "freq_base_source": k.freq_base_swa_source, "freq_scale": k.freq_scale_swa,

@@ -13,8 +13,11 @@ from typing import Any
 from ggufrope.model_facts import ModelFacts
 from ggufrope.settings.keys import BY_FIELD
 from ggufrope.settings.model_info import ModelInfo
-from ggufrope.settings.rope_settings import f32
+from ggufrope.settings.rope_settings import RopeSettings, f32
 from ggufrope.settings.projection import freq_scale
+
+
+SWA_LAYERS = "which layers are SWA"     # the row whose values are layer indices
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     }
 
 
-def compare(facts: ModelFacts, probe_doc: dict) -> list[Row]:
+def compare(facts: ModelFacts, probe_doc: dict, rope: RopeSettings | None = None) -> list[Row]:
     """One row per value ggufrope expects of the model (its facts, read once by the caller). A value the probe did not report is a failing row:
     a probe whose field names drifted must not pass by comparing nothing."""
     hp = probe_doc.get("hparams") or {}
@@ -92,7 +95,36 @@ def compare(facts: ModelFacts, probe_doc: dict) -> list[Row]:
             rows.append(Row(what, file_v, expect, None, False, reported=False))
         else:
             rows.append(Row(what, file_v, expect, extra[name], _same(expect, extra[name])))
+    if facts.info.rope_sections:     # M-RoPE: llama.cpp reads 4 integers (missing ones stay 0)
+        want = list(facts.info.rope_sections) + [0] * (4 - len(facts.info.rope_sections))
+        got = extra.get("rope_sections")
+        rows.append(Row(f"{facts.arch}.rope.dimension_sections", list(facts.info.rope_sections), want, got,
+                        got == want, reported=got is not None))
+    eff = probe_doc.get("effective") or {}
+    for (layer, key), (what, expect) in expected_effective(facts.info, rope or RopeSettings()).items():
+        got = (eff.get(layer) or {}).get(key)
+        rows.append(Row(what, None, expect, got, got is not None and _same(expect, got), reported=got is not None))
     return rows
+
+
+def expected_effective(info: ModelInfo, rope: RopeSettings) -> dict[tuple[str, str], tuple[str, Any]]:
+    """What the graph gives ggml_rope_ext per layer type with these runtime flags (src/llama-model.cpp
+    get_rope_freq_base/scale: a full-attention layer takes the context's base and scale, which a
+    flag sets (--rope-freq-base; --rope-scale N -> 1/N) and the file's trained values default;
+    an SWA layer its trained *_swa values, whatever the flags)."""
+    hp = expected_hparams(info)
+    base = rope.freq_base if rope.freq_base is not None else hp["rope_freq_base_train"][2]
+    scale = 1.0 / rope.scaling_factor if rope.scaling_factor else hp["rope_freq_scale_train"][2]
+    k = info.kv
+    out: dict[tuple[str, str], tuple[str, Any]] = {}
+    swa = k is not None and k.family == "iswa"
+    if not swa or k.full_layers:
+        out[("first_full_layer", "freq_base")] = ("full-attention layers' freq_base (effective)", base)
+        out[("first_full_layer", "freq_scale")] = ("full-attention layers' freq_scale (effective)", scale)
+    if swa and k.swa_layers:
+        out[("first_swa_layer", "freq_base")] = ("SWA layers' freq_base (effective)", k.freq_base_swa)
+        out[("first_swa_layer", "freq_scale")] = ("SWA layers' freq_scale (effective)", k.freq_scale_swa)
+    return out
 
 
 def expected_swa(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
@@ -109,6 +141,7 @@ def expected_swa(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     return {
         "n_swa": (f"{a}.attention.sliding_window", k.n_swa, k.n_swa),
         "n_swa_layers": (f"sliding-window layers ({k.swa_pattern})", None, len(k.swa_layers)),
+        "swa_layers": (SWA_LAYERS, None, list(k.swa_layers)),
         "rope_freq_base_train_swa": ("SWA layers' freq_base", k.freq_base_swa_source, k.freq_base_swa),
         "rope_freq_scale_train_swa": ("SWA layers' freq_scale", None, k.freq_scale_swa),
     }

@@ -20,6 +20,8 @@ LLAMA_ROWS = {
     "llama.rope.scaling.yarn_beta_fast", "llama.rope.scaling.yarn_beta_slow",
     "llama.rope.scaling.yarn_log_multiplier", "layers", "KV heads (layer 0)", "head dim K", "head dim V",
     "sliding-window layers",   # none on llama: kv_model and llama.cpp agree (verify.expected_swa)
+    # what the graph feeds ggml_rope_ext (the probe's effective values at the trained context)
+    "full-attention layers' freq_base (effective)", "full-attention layers' freq_scale (effective)",
 }
 HOME = {"GGUFROPE_HOME": REAL_HOME}
 

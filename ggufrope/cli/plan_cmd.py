@@ -11,6 +11,7 @@ from ggufrope.cli.output import echo, human_bytes, note, print_json, table, warn
 from ggufrope.edit.api import pending_notes
 from ggufrope.errors import UsageError
 from ggufrope.models import resolve
+from ggufrope.report import layer_ranges
 from ggufrope.settings import fmt_float
 
 commands = typer.Typer()  # top-level commands; cli/app.py mounts them
@@ -93,7 +94,9 @@ def _plan_effects(rep: dict) -> list[str]:
     lines.append(table([[c["name"], c["text"], c["reason"]] for c in rep["recommendation"]]))
     lines.append("")
     engine = "as llama.cpp resolves it" if "llama_cpp" in eff else "as Hugging Face computes it at the target"
-    lines.append(f"What it does to the {eff['n_pairs']} dimension pairs ({engine}):")
+    lt = rep.get("layers_touched") or {}
+    where = "" if not lt or lt["all"] else f" of the full-attention layers {layer_ranges(lt['full'])}"
+    lines.append(f"What it does to the {eff['n_pairs']} dimension pairs{where} ({engine}):")
     what = {"extrapolated": "keep their trained frequency",
             "ramped": "blend between trained and interpolated frequency",
             "interpolated": f"frequency divided by {rep['factor']:g}"}
@@ -123,7 +126,19 @@ def _plan_effects(rep: dict) -> list[str]:
     cs = eff.get("closest_static_llama_cpp")
     if cs:
         lines.append(f"  closest static llama.cpp setting: freq_base {fmt_float(cs['freq_base'])} at every length")
-    return lines
+    return lines + _swa_effects(lt)
+
+
+def _swa_effects(lt: dict) -> list[str]:
+    """On sliding-window models: the layers the settings reach, and the SWA layers' own RoPE."""
+    if not lt or lt["all"]:
+        return []
+    lo, hi = lt["swa_wavelengths"]
+    return [f"  These RoPE settings reach the full-attention layers {layer_ranges(lt['full'])} only; "
+            f"the sliding-window layers {layer_ranges(lt['swa'])} keep freq_base {lt['swa_freq_base']:g}, "
+            f"freq_scale {lt['swa_freq_scale']:g} (fixed by llama.cpp at load): their pairs are unchanged, "
+            f"wavelengths {lo:,.0f}-{hi:,.0f} tokens, {lt['swa_pairs_beyond_window']} of them longer than the "
+            f"{lt['window']}-token window they see."]
 
 
 def _plan_apply(rep: dict) -> list[str]:
@@ -178,12 +193,6 @@ def _plan_memory(rep: dict) -> list[str]:
         lines.append("  (quantized V needs flash attention: -fa on; one sequence; compute buffers not counted)")
     elif mem.get("kv_unknown"):
         lines.append(f"  KV cache: unknown ({mem['kv_unknown']})")
-    lt = rep.get("layers_touched") or {}
-    if lt and not lt["all"]:
-        from ggufrope.report import layer_ranges
-        lines.append(f"  These RoPE settings reach the full-attention layers {layer_ranges(lt['full'])} only; "
-                     f"the sliding-window layers {layer_ranges(lt['swa'])} keep freq_base {lt['swa_freq_base']:g}, "
-                     f"freq_scale {lt['swa_freq_scale']:g} (fixed by llama.cpp at load).")
     return lines
 
 

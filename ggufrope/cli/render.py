@@ -42,7 +42,10 @@ def _rope_layer_rows(rep: dict) -> list[list[str]]:
     from ggufrope.report import layer_ranges
     rows = []
     for r in rep.get("rope_layers") or []:
-        if r["kind"] == "full":
+        if r["kind"] == "sections":
+            parts = ", ".join(f"pairs {a}-{b} {c['component']}" for c in r["parts"] for a, b in [c["pairs"]])
+            rows.append([f"dimension sections {r['sections']}", f"M-RoPE: {parts}; {r['follows']}"])
+        elif r["kind"] == "full":
             rows.append([f"full-attention layers {layer_ranges(r['layers'])}", r["follows"]])
         else:
             rows.append([f"SWA layers {layer_ranges(r['layers'])}",
@@ -89,7 +92,7 @@ def render_inspect(rep: dict) -> str:
     lines.append(table(rows))
     if rep.get("rope_layers"):
         lines.append("")
-        lines.append("RoPE per layer (llama.cpp runs sliding-window layers with their own RoPE):")
+        lines.append("RoPE per layer and dimension (llama.cpp runs sliding-window layers with their own RoPE):")
         lines.append(table(_rope_layer_rows(rep)))
     if rep["splits"]:
         lines.append("")

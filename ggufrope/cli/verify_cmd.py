@@ -11,12 +11,18 @@ from ggufrope.errors import UsageError
 commands = typer.Typer()  # top-level commands; cli/app.py mounts them
 
 
-def _text(v) -> str:
+def _text(v, layers: bool = False) -> str:
+    """A value as the table shows it; layers: a list of layer indices, shown as ranges."""
     if v is None:
         return "-"
     if isinstance(v, float):
         from ggufrope.settings import fmt_float
         return fmt_float(v)
+    if isinstance(v, list) and layers:
+        from ggufrope.report import layer_ranges
+        return layer_ranges(v) or "none"
+    if isinstance(v, list):
+        return ", ".join(_text(x) for x in v)
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
@@ -43,7 +49,7 @@ def verify_cmd(
     from ggufrope.models import resolve
     from ggufrope.settings import RopeSettings
     from ggufrope.settings.projection import settings_flags
-    from ggufrope.verify import compare
+    from ggufrope.verify import SWA_LAYERS, compare
     try:
         rope = RopeSettings(scaling_type=rope_scaling, scaling_factor=rope_scale, freq_base=rope_freq_base,
                             original_context_length=yarn_orig_ctx, yarn_ext_factor=yarn_ext_factor,
@@ -55,7 +61,7 @@ def verify_cmd(
     facts = read_model_facts(path)
     res = ensure_build(log=note)
     doc = native.probe(res.bin_dir, path, rope=rope, ctx=ctx)
-    rows = compare(facts, doc)
+    rows = compare(facts, doc, rope)
     bad = [r for r in rows if not r.ok]
     if as_json:
         print_json({"model": path, "llama_cpp": res.source.commit, "rows": [r.__dict__ for r in rows],
@@ -63,7 +69,8 @@ def verify_cmd(
     else:
         echo(f"{path}: llama.cpp {res.source.commit} (ggufrope-probe) against ggufrope's reading")
         echo(table([["", "file", "ggufrope expects", "llama.cpp resolved", ""]] +
-                   [[r.what, _text(r.file), _text(r.expected), _text(r.engine) if r.reported else "(not reported)",
+                   [[r.what, _text(r.file), _text(r.expected, r.what == SWA_LAYERS),
+                     _text(r.engine, r.what == SWA_LAYERS) if r.reported else "(not reported)",
                      "ok" if r.ok else "DIFFERS" if r.reported else "MISSING"] for r in rows]))
         eff = doc.get("effective")
         if eff:

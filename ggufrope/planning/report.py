@@ -32,8 +32,12 @@ def layers_touched(f: ModelFacts) -> dict[str, Any]:
     k = f.info.kv
     if k is None or k.family != "iswa":
         return {"all": True, "layers": f.info.n_layer}
+    import math
+    d = max(f.n_dims, 2)
+    wl = [2 * math.pi * k.freq_base_swa ** (2 * i / d) / (k.freq_scale_swa or 1.0) for i in range(d // 2)]
     return {"all": False, "full": list(k.full_layers), "swa": list(k.swa_layers),
-            "swa_freq_base": k.freq_base_swa, "swa_freq_scale": k.freq_scale_swa}
+            "swa_freq_base": k.freq_base_swa, "swa_freq_scale": k.freq_scale_swa, "window": k.n_swa,
+            "swa_wavelengths": [wl[0], wl[-1]], "swa_pairs_beyond_window": sum(1 for w in wl if w > k.n_swa)}
 
 
 def plan_report(plan: Plan, model: str | None = None, out: str | None = None) -> dict[str, Any]:

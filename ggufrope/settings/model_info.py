@@ -25,6 +25,12 @@ def _per_layer(v: Any, n_layer: int) -> list[int]:
     return [_int(v)] * n_layer
 
 
+def _sections(v: Any) -> tuple[int, ...]:
+    """rope.dimension_sections as llama.cpp reads it: up to 4 integers; () when absent or all 0."""
+    vals = tuple(_int(x) for x in v[:4]) if isinstance(v, list) else ()
+    return vals if any(vals) else ()
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     arch: str
@@ -38,6 +44,9 @@ class ModelInfo:
     file_type: int | None
     rope: RopeSettings
     kv: KvShape | None = None   # llama.cpp's memory layout (ggufrope/kv_model.py), from the same metadata
+    # M-RoPE (qwen2vl, qwen3vl...): pairs per position component, rope.dimension_sections
+    # (src/llama-model.cpp: get_key_or_arr(LLM_KV_ROPE_DIMENSION_SECTIONS, hparams.rope_sections, 4))
+    rope_sections: tuple[int, ...] = ()
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> ModelInfo:
@@ -58,6 +67,7 @@ class ModelInfo:
             file_type=meta.get("general.file_type") if isinstance(meta.get("general.file_type"), int) else None,
             rope=RopeSettings.from_metadata(meta, arch),
             kv=KvShape.from_metadata(meta, arch),
+            rope_sections=_sections(meta.get(f"{arch}.rope.dimension_sections")),
         )
 
     @property

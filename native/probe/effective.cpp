@@ -79,10 +79,12 @@ bool write_effective(json_writer & w, const probe_opts & o, std::string & err) {
     w.key("yarn_corr_dims").begin_array().f32(corr[0]).f32(corr[1]).end_array();
     w.kv_bool("flash_attn", c.flash_attn);
 
-    // what the graph actually feeds to ggml_rope_ext for layer 0 and (if any) SWA layers
-    int first_swa = -1;
+    // what the graph actually feeds to ggml_rope_ext for layer 0, the first full-attention layer
+    // and the first SWA layer (when there are such layers)
+    int first_swa = -1, first_full = -1;
     for (uint32_t il = 0; il < hp.n_layer(); ++il) {
-        if (hp.is_swa(il)) { first_swa = (int) il; break; }
+        if (hp.is_swa(il)) { if (first_swa < 0) first_swa = (int) il; }
+        else if (first_full < 0) first_full = (int) il;
     }
     auto layer_obj = [&](const char * name, int il) {
         w.key(name).begin_object();
@@ -96,6 +98,11 @@ bool write_effective(json_writer & w, const probe_opts & o, std::string & err) {
     };
     if (hp.n_layer() > 0) {
         layer_obj("layer0", 0);
+    }
+    if (first_full >= 0) {
+        layer_obj("first_full_layer", first_full);
+    } else {
+        w.kv_null("first_full_layer");
     }
     if (first_swa >= 0) {
         layer_obj("first_swa_layer", first_swa);

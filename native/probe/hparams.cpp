@@ -67,6 +67,10 @@ static void fill_snap(hp_snap & s, const llama_model & model, const llama_model_
 #include "hparams.def"
 #undef HP
     for (int i = 0; i < 4; ++i) s.rope_sections[i] = hp.rope_sections[i];
+    s.n_swa_list = 0;
+    for (uint32_t il = 0; il < hp.n_layer() && s.n_swa_list < 512; ++il) {
+        if (hp.is_swa(il)) s.swa_list[s.n_swa_list++] = (short) il;
+    }
     s.n_rope_tensors = 0;
     for (const auto & it : ml.weights_map) {
         if (it.first.find("rope") != std::string::npos && s.n_rope_tensors < 8) {
@@ -134,6 +138,9 @@ void write_hparams(json_writer & w, const hp_snap & s) {
     write_section(w, s, hp_section::extra);
     w.key("rope_sections").begin_array();
     for (int i = 0; i < 4; ++i) w.i64(s.rope_sections[i]);
+    w.end_array();
+    w.key("swa_layers").begin_array();
+    for (int i = 0; i < s.n_swa_list; ++i) w.i64(s.swa_list[i]);
     w.end_array();
     w.key("rope_tensors").begin_array();
     for (int i = 0; i < s.n_rope_tensors; ++i) w.str(s.rope_tensors[i]);

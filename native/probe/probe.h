@@ -120,6 +120,8 @@ struct hp_snap {
 #undef HP
 
     int  rope_sections[4];
+    int  n_swa_list;             // layers with hp.is_swa(il), in order (at most 512: LLAMA_MAX_LAYERS)
+    short swa_list[512];
     int  n_rope_tensors;
     char rope_tensors[8][64];
 };
