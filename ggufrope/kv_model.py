@@ -46,7 +46,8 @@ RECURRENT = frozenset({"mamba", "mamba2"})
 # Hybrid (llm_arch_is_hybrid -> llama_memory_hybrid, src/llama-model.cpp create_memory l.2678-2774): a
 # KV cache for the attention layers and recurrent state for the others; which layer holds which is
 # per arch (_hybrid_layers).
-HYBRID = frozenset({"jamba", "qwen3next", "qwen35", "qwen35moe"})
+HYBRID = frozenset({"jamba", "qwen3next", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h",
+                    "nemotron_h_moe", "falcon-h1"})
 
 
 def _int(v: Any) -> int:
@@ -164,21 +165,31 @@ def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, 
 
 def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
     """(recurrent, attention) per layer, as each arch's load_arch_hparams marks is_recr and
-    create_memory filters the two caches."""
+    create_memory (src/llama-model.cpp l.2688-2712) filters the two caches."""
     if arch in ("qwen3next", "qwen35", "qwen35moe"):
-        # src/models/qwen3next.cpp l.16-23 (qwen35.cpp l.17-24, qwen35moe.cpp l.20-27): the bool array
+        # src/models/qwen3next.cpp l.16-23 (qwen35.cpp l.16-23, qwen35moe.cpp l.19-26): the bool array
         # attention.recurrent_layers, else every full_attention_interval-th layer (default 4) is
-        # attention; create_memory l.2702-2708 filters both caches by is_recr
+        # attention; create_memory l.2698-2704 filters both caches by is_recr
         arr = g("attention.recurrent_layers")
         if isinstance(arr, list):
             recr = tuple(bool(x) for x in arr[:n]) + (False,) * max(0, n - len(arr))
         else:
             k = _int(g("full_attention_interval")) or 4
             recr = tuple((il + 1) % k != 0 for il in range(n))
-    else:
-        # jamba (src/models/jamba.cpp l.11-13): a layer with head_count_kv 0 is recurrent;
-        # llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
-        recr = tuple(h == 0 for h in n_head_kv)
+        return recr, tuple(not r for r in recr)
+    if arch == "falcon-h1":
+        # src/models/falcon-h1.cpp l.14 and create_memory l.2688-2690: every layer holds both
+        return (True,) * n, (True,) * n
+    if arch in ("nemotron_h", "nemotron_h_moe"):
+        # src/models/nemotron-h.cpp l.14-16 (nemotron_h_moe reuses it, models.h l.1545-1547): Mamba2
+        # when head_count_kv and feed_forward_length are 0;
+        # create_memory l.2691-2697: attention = not recurrent and no FFN (an MLP layer holds neither)
+        n_ff = _per_layer(g("feed_forward_length"), n)
+        return (tuple(h == 0 and f == 0 for h, f in zip(n_head_kv, n_ff)),
+                tuple(h != 0 and f == 0 for h, f in zip(n_head_kv, n_ff)))
+    # jamba (src/models/jamba.cpp l.11-13), granitehybrid (granite-hybrid.cpp l.23-25): a layer with
+    # head_count_kv 0 is recurrent; llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
+    recr = tuple(h == 0 for h in n_head_kv)
     return recr, tuple(not r for r in recr)
 
 

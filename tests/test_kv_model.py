@@ -34,6 +34,10 @@ MODELS = [
     ("qwen35moe-interval-3", "qwen35moe", {"n_layer": 6, "interval": 3}),
     # llama4 reads any sliding_window but 0 as 8192-token chunks (src/models/llama4.cpp l.8-14)
     ("llama4-window-512-read-as-8192", "llama4", {"n_layer": 8, "swa": 512}),
+    ("granitehybrid", "granitehybrid", {}),
+    ("nemotron_h-M-M*-M", "nemotron_h", {"pattern": "M-M*-M", "n_layer": 6}),
+    ("falcon-h1", "falcon-h1", {"n_layer": 4}),
+    ("nemotron_h_moe-ME*MEM", "nemotron_h_moe", {"pattern": "ME*MEM", "n_layer": 6}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [

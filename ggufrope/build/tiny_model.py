@@ -266,10 +266,71 @@ def _llama4(c: _Shape):
     return "llama4", keys, per_layer, False
 
 
+def _mamba2(c: _Shape) -> tuple[dict, list]:
+    """The Mamba2 mixer keys and tensors of granitehybrid/nemotron_h/falcon-h1 (their load_arch_tensors:
+    ssm_in over 2 d_inner + 2 n_group d_state + n_head, conv over d_inner + 2 n_group d_state)."""
+    U32, e = c.U32, c.e
+    d_inner, d_state, n_group, n_head, d_conv = 2 * e, 64, 2, 4, 4     # granitehybrid asserts d_inner = 2 n_embd
+    conv = d_inner + 2 * n_group * d_state
+    keys = {"ssm.conv_kernel": (U32, d_conv), "ssm.inner_size": (U32, d_inner), "ssm.state_size": (U32, d_state),
+            "ssm.time_step_rank": (U32, n_head), "ssm.group_count": (U32, n_group)}
+    return keys, [("ssm_in.weight", (d_inner + conv + n_head, e)), ("ssm_conv1d.weight", (conv, d_conv)),
+                  ("ssm_conv1d.bias", (conv,)), ("ssm_dt.bias", (n_head,)), ("ssm_a", (n_head, 1)),
+                  ("ssm_d", (n_head, 1)), ("ssm_norm.weight", (n_group, d_inner // n_group)),
+                  ("ssm_out.weight", (e, d_inner))]
+
+
+def _granitehybrid(c: _Shape):
+    # src/models/granite-hybrid.cpp: a layer with head_count_kv 0 is Mamba2, the others attention; dense FFN
+    e = c.e
+    ssm_keys, mixer = _mamba2(c)
+    kv_arr = [c.n_head_kv if il % 3 == 1 else 0 for il in range(c.n_layer)]
+    keys = {**c.base, "attention.head_count_kv": (c.ARRAY, kv_arr), "rope.dimension_count": (c.U32, c.head_dim),
+            **ssm_keys}
+    per_layer = [[("attn_norm.weight", (e,))] + (_attn(e, c.hq, c.kv, c.kv)[1:] if kv_arr[il] else mixer)
+                 + _ffn(e, c.f) for il in range(c.n_layer)]
+    return "granitehybrid", keys, per_layer, True
+
+
+def _nemotron_h(c: _Shape):
+    # src/models/nemotron-h.cpp: Mamba2 (head_count_kv 0, feed_forward_length 0), attention
+    # (head_count_kv > 0, no FFN) and MLP (feed_forward_length > 0: up/down, no gate) layers;
+    # layers; nemotron_h_moe (same loader) has MoE layers "E" (routed up/down experts + a shared one)
+    U32, e, n_exp, f_exp = c.U32, c.e, 4, 32
+    ssm_keys, mixer = _mamba2(c)
+    kinds = c.d.get("pattern", "M-M*-M")[:c.n_layer]
+    kv_arr = [c.n_head_kv if k == "*" else 0 for k in kinds]
+    ff_arr = [c.f if k in "-E" else 0 for k in kinds]
+    keys = {**c.base, "attention.head_count_kv": (c.ARRAY, kv_arr), "feed_forward_length": (c.ARRAY, ff_arr),
+            "attention.key_length": (U32, c.head_dim), "attention.value_length": (U32, c.head_dim),
+            "attention.layer_norm_epsilon": (c.F32, 1e-5), **ssm_keys}
+    if c.family == "nemotron_h_moe":
+        keys.update({"expert_count": (U32, n_exp), "expert_used_count": (U32, 2),
+                     "expert_feed_forward_length": (U32, f_exp), "expert_shared_feed_forward_length": (U32, f_exp)})
+    layer = {"M": mixer, "*": _attn(e, c.hq, c.kv, c.kv)[1:],
+             "-": [("ffn_up.weight", (c.f, e)), ("ffn_down.weight", (e, c.f))],
+             "E": [("ffn_gate_inp.weight", (n_exp, e)), ("exp_probs_b.bias", (n_exp,)),
+                   ("ffn_up_exps.weight", (n_exp, f_exp, e)), ("ffn_down_exps.weight", (n_exp, e, f_exp)),
+                   ("ffn_up_shexp.weight", (f_exp, e)), ("ffn_down_shexp.weight", (e, f_exp))]}
+    return c.family, keys, [[("attn_norm.weight", (e,))] + layer[k] for k in kinds], True
+
+
+def _falcon_h1(c: _Shape):
+    # src/models/falcon-h1.cpp: every layer runs attention and a Mamba2 mixer side by side, then a
+    # dense FFN (whose norm has no ".weight" suffix)
+    e = c.e
+    ssm_keys, mixer = _mamba2(c)
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), **ssm_keys}
+    lt = _attn(e, c.hq, c.kv, c.kv) + mixer + [("ffn_norm", (e,))] + _ffn(e, c.f, norm=False)
+    return "falcon-h1", keys, lt, False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
-             "qwen35moe": _qwen3next, "llama4": _llama4}
+             "qwen35moe": _qwen3next, "llama4": _llama4,
+             "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
+             "nemotron_h_moe": _nemotron_h}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -280,7 +341,8 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
-            "qwen3next", "qwen35", "qwen35moe", "llama4")
+            "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
+            "nemotron_h_moe")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
