@@ -27,6 +27,9 @@ STANDARD = frozenset({
     "llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "granite", "granitemoe", "olmo",
     "stablelm", "internlm2", "phi2", "starcoder2", "deepseek", "mistral3", "smollm3", "exaone",
     "command-r", "baichuan", "orion", "minicpm", "gptneox", "falcon", "starcoder", "refact", "bloom",
+    # phi3: a file's sliding_window is read and switched off (src/models/phi3.cpp l.13-23: swa_type
+    # NONE, pattern 1), so every layer gets n_ctx cells
+    "phi3",
 })
 # iSWA (llama_kv_cache_iswa): (default n_swa, default SWA pattern, sliding_window required) per arch,
 # from each arch's load_arch_hparams: src/models/gemma2.cpp l.4-12 (n_swa 4096, pattern 2),

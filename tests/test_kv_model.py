@@ -38,6 +38,8 @@ MODELS = [
     ("nemotron_h-M-M*-M", "nemotron_h", {"pattern": "M-M*-M", "n_layer": 6}),
     ("falcon-h1", "falcon-h1", {"n_layer": 4}),
     ("nemotron_h_moe-ME*MEM", "nemotron_h_moe", {"pattern": "ME*MEM", "n_layer": 6}),
+    # phi3 switches a file's sliding window off (src/models/phi3.cpp l.13-23)
+    ("phi3-window-2048-ignored", "phi3", {"n_layer": 4, "swa": 2048}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
@@ -207,9 +209,9 @@ def test_plan_memory_rows_follow_the_caches_and_name_the_layers_touched(tmp_path
 def test_plan_has_no_kv_number_for_an_unmodelled_family(tmp_path):
     import json
     from conftest import run_cli
-    m = write_tiny_llama(str(tmp_path / "p.gguf"), arch="phi3")
+    m = write_tiny_llama(str(tmp_path / "p.gguf"), arch="plamo2")
     rep = json.loads(run_cli("plan", m, "--ctx", "1024", "--json", check=True).stdout)
-    assert rep["memory"]["kv_cache_bytes"] == {} and "phi3" in rep["memory"]["kv_unknown"]
+    assert rep["memory"]["kv_cache_bytes"] == {} and "plamo2" in rep["memory"]["kv_unknown"]
     assert "KV cache: unknown" in run_cli("plan", m, "--ctx", "1024", check=True).stdout
 
 
@@ -237,6 +239,7 @@ VERIFY_MODELS = [
     pytest.param("gpt-oss", {}, id="gpt-oss"),
     pytest.param("llama4", {"llama4.rope.freq_base": "f32:500000", "llama4.rope.scaling.factor": "f32:8",
                             "llama4.rope.scaling.type": "str:linear"}, id="llama4-scaled"),
+    pytest.param("phi3", {}, id="phi3-window-512-switched-off"),
     pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
     pytest.param("deepseek2-kv", {}, id="deepseek2-kv"),
 ]
@@ -281,11 +284,11 @@ def test_inspect_hybrid_lists_attention_cache_and_state(tmp_path):
 
 def test_memory_plan_says_unknown_for_an_unmodelled_family(tmp_path):
     from ggufrope.presets import memory
-    facts = read_model_facts(write_tiny_llama(str(tmp_path / "x.gguf"), arch="phi3"))
+    facts = read_model_facts(write_tiny_llama(str(tmp_path / "x.gguf"), arch="plamo2"))
     p = memory.plan(facts.info, memory.Shape(facts.n_vocab, facts.n_ff), facts.weights_bytes, 4096, "f16", "f16",
                     flash_attn=True, n_ubatch=512, bud=memory.Budget(1 << 40, "test"), on_gpu=False,
                     gpu_fraction=1.0, headroom=0)
-    assert "KV cache unknown (llama.cpp's memory rule for 'phi3' is not modelled; counted as full attention" \
+    assert "KV cache unknown (llama.cpp's memory rule for 'plamo2' is not modelled; counted as full attention" \
         in p.summary()
 
 

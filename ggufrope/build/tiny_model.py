@@ -325,12 +325,23 @@ def _falcon_h1(c: _Shape):
     return "falcon-h1", keys, lt, False
 
 
+def _phi3(c: _Shape):
+    # src/models/phi3.cpp load_arch_tensors: fused gate+up in ffn_up (2 n_ff rows), no ffn_gate; the
+    # file's sliding_window is read and then switched off (load_arch_hparams)
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim)}
+    if c.swa is not None:
+        keys["attention.sliding_window"] = (c.U32, c.swa)
+    lt = _attn(c.e, c.hq, c.kv, c.kv) + [("ffn_norm.weight", (c.e,)), ("ffn_up.weight", (2 * c.f, c.e)),
+                                         ("ffn_down.weight", (c.e, c.f))]
+    return "phi3", keys, lt, False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
              "qwen35moe": _qwen3next, "llama4": _llama4,
              "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
-             "nemotron_h_moe": _nemotron_h}
+             "nemotron_h_moe": _nemotron_h, "phi3": _phi3}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -342,7 +353,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe")
+            "nemotron_h_moe", "phi3")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
