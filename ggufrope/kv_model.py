@@ -38,8 +38,9 @@ STANDARD = frozenset({
 # olmo2.cpp l.6-16 (SWA only when sliding_window > 0, pattern 4; SWA layers: trained base, scale 1).
 # llama4.cpp l.8-23: chunked attention (LLAMA_SWA_TYPE_CHUNKED) of 8192-token chunks, pattern 4 (3 chunked,
 # 1 full); the iSWA cache sizes its chunked half like an SWA one (llama-kv-cache-iswa.cpp l.70).
+# exaone4.cpp l.4-14: SWA (window 4096 unless sliding_window says, pattern 4) only at 64 layers (the 32B).
 ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
-                                    "olmo2": (0, 4), "llama4": (8192, 4)}
+                                    "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4)}
 SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file has no sliding_window
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
@@ -204,6 +205,8 @@ def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
         if g("attention.sliding_window") is not None and not _int(g("attention.sliding_window")):
             return dict(family="standard", reason="")
         n_swa = n_swa_default
+    if arch == "exaone4" and n_layer != 64:     # exaone4.cpp l.4: other sizes keep one plain cache
+        return dict(family="standard", reason="")
     if arch in SWA_OPTIONAL and not n_swa:
         return dict(family="standard", reason="")     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
     if not n_swa:
@@ -233,8 +236,8 @@ def _f(v: Any) -> float | None:
 def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     """(freq_base, freq_scale, where the base comes from) of the SWA layers, as llama.cpp loads them.
     gemma3 (src/models/gemma3.cpp l.9): rope.freq_base_swa, else llama-hparams.h l.151-153's
-    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss/llama4 (gemma2.cpp l.8-11, cohere2.cpp l.7-10,
-    openai-moe.cpp l.11-13, llama4.cpp l.20-22): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
+    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss/llama4/exaone4 (gemma2.cpp l.8-11, cohere2.cpp
+    l.7-10, openai-moe.cpp l.11-13, llama4.cpp l.21-23, exaone4.cpp l.9-11): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
     default 10000; scale = 1/rope.scaling.factor, else 1/rope.scale_linear, 0 -> 1), the base
     overridden by rope.freq_base_swa."""
     key = _f(g("rope.freq_base_swa"))

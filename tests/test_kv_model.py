@@ -40,6 +40,9 @@ MODELS = [
     ("nemotron_h_moe-ME*MEM", "nemotron_h_moe", {"pattern": "ME*MEM", "n_layer": 6}),
     # phi3 switches a file's sliding window off (src/models/phi3.cpp l.13-23)
     ("phi3-window-2048-ignored", "phi3", {"n_layer": 4, "swa": 2048}),
+    # exaone4 slides only at 64 layers (src/models/exaone4.cpp l.4-14)
+    ("exaone4-64-layers-window-1024", "exaone4", {"n_layer": 64, "swa": 1024}),
+    ("exaone4-4-layers-window-ignored", "exaone4", {"n_layer": 4, "swa": 1024}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
@@ -240,6 +243,8 @@ VERIFY_MODELS = [
     pytest.param("llama4", {"llama4.rope.freq_base": "f32:500000", "llama4.rope.scaling.factor": "f32:8",
                             "llama4.rope.scaling.type": "str:linear"}, id="llama4-scaled"),
     pytest.param("phi3", {}, id="phi3-window-512-switched-off"),
+    pytest.param("exaone4", {"exaone4.rope.freq_base_swa": "f32:20000", "exaone4.rope.scaling.factor": "f32:2",
+                             "exaone4.rope.scaling.type": "str:linear"}, id="exaone4-64-base-swa-scaled"),
     pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
     pytest.param("deepseek2-kv", {}, id="deepseek2-kv"),
 ]
@@ -259,12 +264,12 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
     extra = {k: (types[v.split(":")[0]], float(v.split(":")[1]) if v.startswith("f32") else v.split(":")[1])
              for k, v in keys.items()}
     m = write_tiny_family(str(tmp_path / "m.gguf"), family, head_dim=64 if family.startswith("deepseek") else 32,
-                          extra=extra)
+                          extra=extra, n_layer=64 if family == "exaone4" else 6)
     r = run_cli("verify", m, "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})
     rep = json.loads(r.stdout)
     assert rep["ok"], [row for row in rep["rows"] if not row["ok"]]
     whats = {row["what"] for row in rep["rows"]}
-    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4"):
+    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4", "exaone4"):
         assert "SWA layers' freq_base" in whats and "SWA layers' freq_scale" in whats
         k = read_model_facts(m).kv
         if "rope.freq_base_swa" in str(keys):
@@ -273,6 +278,8 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
             assert k.freq_scale_swa == 0.25      # gemma2 keeps the trained scale on its SWA layers
         if family == "llama4":                   # so does llama4, with the trained base (llama4.cpp l.21-22)
             assert (k.freq_base_swa, k.freq_scale_swa, k.n_swa) == (500000.0, 0.125, 8192)
+        if family == "exaone4":
+            assert (k.freq_base_swa, k.freq_scale_swa, len(k.swa_layers)) == (20000.0, 0.5, 48)
 
 
 def test_inspect_hybrid_lists_attention_cache_and_state(tmp_path):

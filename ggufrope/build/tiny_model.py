@@ -336,12 +336,25 @@ def _phi3(c: _Shape):
     return "phi3", keys, lt, False
 
 
+def _exaone4(c: _Shape):
+    # src/models/exaone4.cpp load_arch_tensors: post-norms only (no attn_norm/ffn_norm), Q/K norms;
+    # llama.cpp gives it SWA only at 64 layers (load_arch_hparams)
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim)}
+    if c.swa is not None:
+        keys["attention.sliding_window"] = (c.U32, c.swa)
+    lt = _attn(e, c.hq, c.kv, c.kv)[1:] + [("post_attention_norm.weight", (e,)), ("attn_q_norm.weight", (c.head_dim,)),
+                                           ("attn_k_norm.weight", (c.head_dim,))] \
+        + _ffn(e, c.f, norm=False) + [("post_ffw_norm.weight", (e,))]
+    return "exaone4", keys, lt, False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
              "qwen35moe": _qwen3next, "llama4": _llama4,
              "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
-             "nemotron_h_moe": _nemotron_h, "phi3": _phi3}
+             "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -353,7 +366,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe", "phi3")
+            "nemotron_h_moe", "phi3", "exaone4")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
