@@ -102,11 +102,12 @@ def measure_one(binaries: Mapping[str, str], facts: ModelFacts, ctx: int, kv: st
         log = p.stdout + "\n" + p.stderr
         if engine._TOTAL.search(log):
             break
-    m = engine._KV.search(log)
+    m = engine._KV.search(log)                    # the first (full-attention) cache's cells
     cells = int(m.group(2)) if m else n_ctx
-    rec.update(n_ctx=n_ctx, kv_cells=cells, kv_log_mib=float(m.group(1)) if m else None)
-    rec["kv_plan_mib"] = round(facts.info.kv_cache_bytes(cells, kv) / 2**20, 2)
-    if rec["kv_log_mib"]:
+    rec.update(n_ctx=n_ctx, kv_cells=cells, kv_log_mib=engine.parse_kv_mib(log))
+    # no number where llama.cpp's memory rule for the architecture is not modelled (kv_model.py)
+    rec["kv_plan_mib"] = round(facts.info.kv_cache_bytes(cells, kv) / 2**20, 2) if facts.info.kv_known else None
+    if rec["kv_log_mib"] and rec["kv_plan_mib"] is not None:
         rec["kv_plan_error_pct"] = round(100 * (rec["kv_plan_mib"] - rec["kv_log_mib"]) / rec["kv_log_mib"], 2)
     return rec
 
@@ -160,7 +161,7 @@ def table_rows(records: Sequence[dict]) -> list[list[str]]:
         rows.append([r["kv"], str(r["context"]), f"{r['pp_ts']:.1f}", f"{r['tg_ts']:.1f}",
                      f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else "?", str(r.get("kv_cells", "?")),
                      f"{r['kv_log_mib']:.2f} MiB" if r.get("kv_log_mib") is not None else "?",
-                     f"{r['kv_plan_mib']:.2f} MiB",
+                     f"{r['kv_plan_mib']:.2f} MiB" if r.get("kv_plan_mib") is not None else "unknown rule",
                      f"{r['kv_plan_error_pct']:+.2f}%" if r.get("kv_plan_error_pct") is not None else "?"])
     return rows
 
@@ -173,7 +174,8 @@ def table_text(records: Sequence[dict]) -> str:
     return "\n".join(lines) + ("\n  context: tokens already in the KV cache (llama-bench -d); n_ctx = context + "
                                "-p + -n (llama.cpp rounds the cache up to 256 cells); peak RSS: the llama-bench process "
                                "(weights, compute buffers and the cache as filled); KV (llama.cpp log): "
-                               "llama-completion's `llama_kv_cache: size` line at that n_ctx; KV (plan): "
+                               "llama-completion's `llama_kv_cache: size` lines at that n_ctx, summed (full + SWA caches, recurrent "
+                               "state); KV (plan): "
                                "ModelInfo.kv_cache_bytes at the same cells")
 
 
@@ -221,7 +223,7 @@ def plot(path: str, records: list[dict]) -> str:
         line, = axes[2].plot(xs, [r["peak_rss_mib"] for r in rs], marker="o", label=f"{kv} peak RSS")
         axes[2].plot(xs, [r["kv_log_mib"] for r in rs], ls="--", marker="x", color=line.get_color(),
                      label=f"{kv} KV (llama.cpp)")
-        axes[2].plot(xs, [r["kv_plan_mib"] for r in rs], ls=":", color=line.get_color(), label=f"{kv} KV (plan)")
+        axes[2].plot(xs, [r["kv_plan_mib"] if r.get("kv_plan_mib") is not None else float("nan") for r in rs], ls=":", color=line.get_color(), label=f"{kv} KV (plan)")
     axes[0].set_title("prompt processing (tokens/s)", fontsize=9)
     axes[1].set_title("generation (tokens/s)", fontsize=9)
     axes[2].set_title("memory (MiB)", fontsize=9)

@@ -63,9 +63,14 @@ def _tool_argv(exe: str, model: str, text_file: str, ctx: int, own: list[str], r
     return argv + list(rope_args) + list(extra)
 
 
+_RS = re.compile(r"llama_memory_recurrent: size =\s*([\d.]+) MiB")
+
+
 def parse_kv_mib(log: str) -> float | None:
-    m = _KV.search(log)
-    return float(m.group(1)) if m else None
+    """The memory llama.cpp logged for its caches: every llama_kv_cache line (a sliding-window model
+    has a full and an SWA cache) and the recurrent state of hybrid/recurrent models, summed."""
+    sizes = [float(m.group(1)) for m in _KV.finditer(log)] + [float(x) for x in _RS.findall(log)]
+    return round(sum(sizes), 2) if sizes else None
 
 
 @dataclass(frozen=True)

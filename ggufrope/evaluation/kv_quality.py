@@ -61,9 +61,12 @@ def kv_args(pair: str) -> tuple[str, ...]:
     return ("-ctk", k, "-ctv", v, "-fa", "on")
 
 
-def kv_plan_mib(facts, length: int, pair: str) -> float:
-    """The planner's KV cache (presets/memory.plan's term) for `-c length`: llama.cpp pads n_ctx to 256."""
+def kv_plan_mib(facts, length: int, pair: str) -> float | None:
+    """The planner's KV cache (presets/memory.plan's term) for `-c length`: llama.cpp pads n_ctx to 256.
+    None where the architecture's memory rule is not modelled (ggufrope/kv_model.py)."""
     from ggufrope.presets.memory import pad_ctx
+    if not facts.info.kv_known:
+        return None
     k, v = split_pair(pair)
     return round(facts.info.kv_cache_bytes(pad_ctx(length), k, v) / 2**20, 2)
 

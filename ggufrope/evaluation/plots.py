@@ -167,7 +167,8 @@ def kv_quality(path: str, summary: dict) -> str:
     """eval kv: per length (a column of panels), mean KL divergence (log scale, top) and same-top-token %
     (bottom) against the planner's KV cache MiB, one labelled point per K/V pair and RoPE variant."""
     plt = pyplot()
-    rows = [r for r in summary["rows"] if r["kld_mean"] is not None]
+    # the x axis is the planner's memory: rows of an architecture whose rule is unknown have none
+    rows = [r for r in summary["rows"] if r["kld_mean"] is not None and r["kv_plan_mib"] is not None]
     lengths = sorted({r["length"] for r in rows}) or summary["lengths"]
     n = max(1, len(lengths))
     fig, axes = plt.subplots(2, n, figsize=(1.5 + 3.6 * n, 6.4), squeeze=False, layout="constrained")
