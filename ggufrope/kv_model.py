@@ -51,7 +51,7 @@ RECURRENT = frozenset({"mamba", "mamba2"})
 # KV cache for the attention layers and recurrent state for the others; which layer holds which is
 # per arch (_hybrid_layers).
 HYBRID = frozenset({"jamba", "qwen3next", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h",
-                    "nemotron_h_moe", "falcon-h1"})
+                    "nemotron_h_moe", "falcon-h1", "lfm2", "lfm2moe"})
 
 
 def _int(v: Any) -> int:
@@ -155,12 +155,18 @@ def _common(g, arch: str) -> dict[str, Any]:
 
 def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, Any]:
     """Recurrent and hybrid families: the state sizes and which layer holds what."""
-    # llama-hparams.cpp l.208-257 n_embd_r / n_embd_s (the Mamba branch; qwen3next's gated delta
+    # llama-hparams.cpp l.208-257 n_embd_r / n_embd_s. The Mamba branch (qwen3next's gated delta
     # net reads the same ssm.* keys: conv over d_inner + 2 n_group d_state channels)
     d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
     d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
-    sizes = dict(reason="", n_embd_r=max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state),
-                 n_embd_s=d_state * d_inner)
+    r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
+    l_cache = _int(g("shortconv.l_cache"))
+    if l_cache:       # l.214-217, lfm2's short convolution: the last l_cache - 1 inputs
+        r = _int(g("embedding_length")) * (l_cache - 1)
+    sizes = dict(reason="", n_embd_r=r, n_embd_s=d_state * d_inner)
+    if arch == "lfm2" and _int(g("attention.sliding_window")):
+        # src/models/lfm2.cpp l.26-31: its attention layers slide, which makes llama_memory_hybrid_iswa
+        return dict(family="unknown", reason="lfm2 with attention.sliding_window (hybrid iSWA) is not modelled")
     if arch in RECURRENT:      # llama-model.cpp l.1384: every layer of a recurrent arch is recurrent
         return dict(family="recurrent", is_recr=(True,) * n_layer, **sizes)
     recr, attn = _hybrid_layers(g, arch, n_layer, n_head_kv)
@@ -191,8 +197,8 @@ def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tu
         n_ff = _per_layer(g("feed_forward_length"), n)
         return (tuple(h == 0 and f == 0 for h, f in zip(n_head_kv, n_ff)),
                 tuple(h != 0 and f == 0 for h, f in zip(n_head_kv, n_ff)))
-    # jamba (src/models/jamba.cpp l.11-13), granitehybrid (granite-hybrid.cpp l.23-25): a layer with
-    # head_count_kv 0 is recurrent; llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
+    # jamba (src/models/jamba.cpp l.11-13), granitehybrid (granite-hybrid.cpp l.23-25), lfm2
+    # (lfm2.cpp l.11-13), lfm2moe (lfm2moe.cpp l.10-12): a layer with head_count_kv 0 is recurrent; llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
     recr = tuple(h == 0 for h in n_head_kv)
     return recr, tuple(not r for r in recr)
 

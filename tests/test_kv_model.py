@@ -43,6 +43,8 @@ MODELS = [
     # exaone4 slides only at 64 layers (src/models/exaone4.cpp l.4-14)
     ("exaone4-64-layers-window-1024", "exaone4", {"n_layer": 64, "swa": 1024}),
     ("exaone4-4-layers-window-ignored", "exaone4", {"n_layer": 4, "swa": 1024}),
+    ("lfm2-l_cache-129", "lfm2", {"n_layer": 6, "head_dim": 64, "l_cache": 129}),
+    ("lfm2moe-l_cache-65", "lfm2moe", {"n_layer": 6, "head_dim": 64, "l_cache": 65}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
@@ -312,3 +314,15 @@ def test_olmo2_is_iswa_only_with_a_sliding_window(window, family):
     assert k.family == family
     if window:
         assert (k.full_layers, k.freq_base_swa, k.freq_scale_swa) == ((3, 7), 500000.0, 1.0)
+
+
+def test_lfm2_with_a_sliding_window_is_unknown():
+    """src/models/lfm2.cpp l.26-31: a sliding_window makes lfm2's attention layers SWA and its memory
+    llama_memory_hybrid_iswa, which is not modelled: no number rather than a wrong one."""
+    meta = {"lfm2.block_count": 6, "lfm2.embedding_length": 64, "lfm2.attention.head_count": 2,
+            "lfm2.attention.head_count_kv": [0, 0, 1, 0, 0, 1], "lfm2.shortconv.l_cache": 3,
+            "lfm2.attention.sliding_window": 512}
+    assert KvShape.from_metadata(meta, "lfm2").family == "unknown"
+    del meta["lfm2.attention.sliding_window"]
+    k = KvShape.from_metadata(meta, "lfm2")
+    assert (k.family, k.kv_layers, k.n_embd_r, k.n_embd_s) == ("hybrid", (2, 5), 128, 0)

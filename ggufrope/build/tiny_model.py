@@ -349,12 +349,39 @@ def _exaone4(c: _Shape):
     return "exaone4", keys, lt, False
 
 
+def _lfm2(c: _Shape):
+    # src/models/lfm2.cpp load_arch_tensors: a layer with head_count_kv 0 is a short convolution
+    # (conv over shortconv.l_cache tokens), the others attention with Q/K norms; dense FFN on every
+    # layer; the final norm is named token_embd_norm
+    U32, e = c.U32, c.e
+    l_cache = c.d.get("l_cache", 3)
+    kv_arr = [c.n_head_kv if il % 3 == 2 else 0 for il in range(c.n_layer)]
+    keys = {**c.base, "attention.head_count_kv": (c.ARRAY, kv_arr), "shortconv.l_cache": (U32, l_cache),
+            "rope.dimension_count": (U32, c.head_dim)}
+    if c.d.get("window"):
+        keys["attention.sliding_window"] = (U32, c.d["window"])
+    attn = _attn(e, c.hq, c.kv, c.kv)[1:] + [("attn_q_norm.weight", (c.head_dim,)), ("attn_k_norm.weight", (c.head_dim,))]
+    conv = [("shortconv.conv.weight", (e, l_cache)), ("shortconv.in_proj.weight", (3 * e, e)),
+            ("shortconv.out_proj.weight", (e, e))]
+    n_dense = c.n_layer
+    if c.family == "lfm2moe":      # lfm2moe.cpp: layers from leading_dense_block_count on are MoE
+        n_dense, n_exp, f_exp = 2, 4, 32
+        keys.update({"leading_dense_block_count": (U32, n_dense), "expert_count": (U32, n_exp),
+                     "expert_used_count": (U32, 2), "expert_feed_forward_length": (U32, f_exp),
+                     "expert_gating_func": (U32, 2)})
+        moe = [("ffn_norm.weight", (e,))] + _moe(e, n_exp, f_exp) + [("exp_probs_b.bias", (n_exp,))]
+    per_layer = [[("attn_norm.weight", (e,))] + (attn if kv_arr[il] else conv)
+                 + (_ffn(e, c.f) if il < n_dense else moe) for il in range(c.n_layer)]
+    return c.family, keys, per_layer, True
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
              "qwen35moe": _qwen3next, "llama4": _llama4,
              "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
-             "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4}
+             "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4,
+             "lfm2": _lfm2, "lfm2moe": _lfm2}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -366,7 +393,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe", "phi3", "exaone4")
+            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
@@ -386,7 +413,8 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
         w.add_key_value(k, v[1], v[0])
     w.add_file_type(0)
     _add_vocab(w, n_vocab)
-    tensors = [("token_embd.weight", (n_vocab, e)), ("output_norm.weight", (e,))]
+    final_norm = "token_embd_norm.weight" if arch.startswith("lfm2") else "output_norm.weight"   # lfm2's name
+    tensors = [("token_embd.weight", (n_vocab, e)), (final_norm, (e,))]
     if not tied:
         tensors.append(("output.weight", (n_vocab, e)))
     for i in range(n_layer):   # one list for every layer, or one list per layer (hybrids)
