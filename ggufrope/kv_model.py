@@ -45,8 +45,9 @@ SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file h
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
 MLA = frozenset({"deepseek2"})
-# Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent), Mamba-style state only.
-RECURRENT = frozenset({"mamba", "mamba2"})
+# Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent, src/llama-arch.cpp l.1071-1083):
+# Mamba-style state, or RWKV's token shift and wkv state.
+RECURRENT = frozenset({"mamba", "mamba2", "rwkv6", "rwkv7"})
 # Hybrid (llm_arch_is_hybrid -> llama_memory_hybrid, src/llama-model.cpp create_memory l.2678-2774): a
 # KV cache for the attention layers and recurrent state for the others; which layer holds which is
 # per arch (_hybrid_layers).
@@ -155,15 +156,8 @@ def _common(g, arch: str) -> dict[str, Any]:
 
 def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, Any]:
     """Recurrent and hybrid families: the state sizes and which layer holds what."""
-    # llama-hparams.cpp l.208-257 n_embd_r / n_embd_s. The Mamba branch (qwen3next's gated delta
-    # net reads the same ssm.* keys: conv over d_inner + 2 n_group d_state channels)
-    d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
-    d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
-    r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
-    l_cache = _int(g("shortconv.l_cache"))
-    if l_cache:       # l.214-217, lfm2's short convolution: the last l_cache - 1 inputs
-        r = _int(g("embedding_length")) * (l_cache - 1)
-    sizes = dict(reason="", n_embd_r=r, n_embd_s=d_state * d_inner)
+    r, s = _state_sizes(g)
+    sizes = dict(reason="", n_embd_r=r, n_embd_s=s)
     if arch == "lfm2" and _int(g("attention.sliding_window")):
         # src/models/lfm2.cpp l.26-31: its attention layers slide, which makes llama_memory_hybrid_iswa
         return dict(family="unknown", reason="lfm2 with attention.sliding_window (hybrid iSWA) is not modelled")
@@ -171,6 +165,24 @@ def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, 
         return dict(family="recurrent", is_recr=(True,) * n_layer, **sizes)
     recr, attn = _hybrid_layers(g, arch, n_layer, n_head_kv)
     return dict(family="hybrid", is_recr=recr, is_attn=attn, **sizes)
+
+
+def _state_sizes(g) -> tuple[int, int]:
+    """(n_embd_r, n_embd_s): f32 elements of R and S per sequence and layer, in the order of
+    llama-hparams.cpp l.208-257 (the branches for Kimi's KDA and MiniMax's linear attention are not here)."""
+    n_embd = _int(g("embedding_length"))
+    wkv = _int(g("wkv.head_size"))
+    if wkv:           # l.209-212, l.237-240, RWKV: token_shift_count (default 2) x n_embd; n_embd x head size
+        t = g("token_shift_count")
+        return (_int(t) if t is not None else 2) * n_embd, n_embd * wkv
+    d_conv, d_inner = _int(g("ssm.conv_kernel")), _int(g("ssm.inner_size"))
+    d_state, n_group = _int(g("ssm.state_size")), _int(g("ssm.group_count"))
+    l_cache = _int(g("shortconv.l_cache"))
+    if l_cache:       # l.214-217, lfm2's short convolution: the last l_cache - 1 inputs
+        return n_embd * (l_cache - 1), d_state * d_inner
+    # l.229 and l.257, Mamba (qwen3next's gated delta net reads the same ssm.* keys: a conv over
+    # d_inner + 2 n_group d_state channels, a d_state x d_inner state)
+    return max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state), d_state * d_inner
 
 
 def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
@@ -198,7 +210,8 @@ def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tu
         return (tuple(h == 0 and f == 0 for h, f in zip(n_head_kv, n_ff)),
                 tuple(h != 0 and f == 0 for h, f in zip(n_head_kv, n_ff)))
     # jamba (src/models/jamba.cpp l.11-13), granitehybrid (granite-hybrid.cpp l.23-25), lfm2
-    # (lfm2.cpp l.11-13), lfm2moe (lfm2moe.cpp l.10-12): a layer with head_count_kv 0 is recurrent; llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
+    # (lfm2.cpp l.11-13), lfm2moe (lfm2moe.cpp l.12-14): a layer with head_count_kv 0 is recurrent;
+    # llama-memory-hybrid.cpp l.47-49, l.60-62: the default filters split on is_recr
     recr = tuple(h == 0 for h in n_head_kv)
     return recr, tuple(not r for r in recr)
 
@@ -243,9 +256,9 @@ def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     """(freq_base, freq_scale, where the base comes from) of the SWA layers, as llama.cpp loads them.
     gemma3 (src/models/gemma3.cpp l.9): rope.freq_base_swa, else llama-hparams.h l.151-153's
     defaults 10000 and scale 1. gemma2/cohere2/gpt-oss/llama4/exaone4 (gemma2.cpp l.8-11, cohere2.cpp
-    l.7-10, openai-moe.cpp l.11-13, llama4.cpp l.21-23, exaone4.cpp l.9-11): the trained base and scale (llama-model.cpp l.1410-1425: freq_base
-    default 10000; scale = 1/rope.scaling.factor, else 1/rope.scale_linear, 0 -> 1), the base
-    overridden by rope.freq_base_swa."""
+    l.7-10, openai-moe.cpp l.11-13, llama4.cpp l.21-23, exaone4.cpp l.9-11): the trained base and
+    scale (llama-model.cpp l.1410-1425: freq_base default 10000; scale = 1/rope.scaling.factor, else
+    1/rope.scale_linear, 0 -> 1), the base overridden by rope.freq_base_swa."""
     key = _f(g("rope.freq_base_swa"))
     if arch == "olmo2":
         base = _f(g("rope.freq_base")) or 10000.0

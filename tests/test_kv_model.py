@@ -45,6 +45,8 @@ MODELS = [
     ("exaone4-4-layers-window-ignored", "exaone4", {"n_layer": 4, "swa": 1024}),
     ("lfm2-l_cache-129", "lfm2", {"n_layer": 6, "head_dim": 64, "l_cache": 129}),
     ("lfm2moe-l_cache-65", "lfm2moe", {"n_layer": 6, "head_dim": 64, "l_cache": 65}),
+    ("rwkv6", "rwkv6", {"n_layer": 4, "head_dim": 64}),
+    ("rwkv7", "rwkv7", {"n_layer": 6, "head_dim": 64}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
@@ -123,9 +125,9 @@ def test_planner_equals_llama_cpp_allocation(models, cpu_build, mid, case):
 
 
 def test_unknown_architecture_gives_no_number():
-    shape = KvShape.from_metadata({"rwkv7.block_count": 4, "rwkv7.embedding_length": 64}, "rwkv7")
+    shape = KvShape.from_metadata({"plamo2.block_count": 4, "plamo2.embedding_length": 64}, "plamo2")
     plan = kv_plan(shape, 8192)
-    assert isinstance(plan, KvUnknown) and plan.total is None and "rwkv7" in plan.reason
+    assert isinstance(plan, KvUnknown) and plan.total is None and "plamo2" in plan.reason
 
 
 @pytest.mark.parametrize("n_ctx,n_seq,unified,want", [
@@ -189,9 +191,9 @@ def test_inspect_shows_caches_rope_split_and_a_missing_name(tmp_path):
 
 def test_inspect_says_unknown_instead_of_a_number(tmp_path):
     from conftest import run_cli
-    m = write_tiny_llama(str(tmp_path / "x.gguf"), arch="rwkv7")
+    m = write_tiny_llama(str(tmp_path / "x.gguf"), arch="plamo2")
     out = run_cli("inspect", m, check=True).stdout
-    assert "KV cache                   unknown: llama.cpp's memory rule for 'rwkv7' is not modelled" in out
+    assert "KV cache                   unknown: llama.cpp's memory rule for 'plamo2' is not modelled" in out
     assert "per 1K" not in out
 
 

@@ -360,7 +360,8 @@ def _lfm2(c: _Shape):
             "rope.dimension_count": (U32, c.head_dim)}
     if c.d.get("window"):
         keys["attention.sliding_window"] = (U32, c.d["window"])
-    attn = _attn(e, c.hq, c.kv, c.kv)[1:] + [("attn_q_norm.weight", (c.head_dim,)), ("attn_k_norm.weight", (c.head_dim,))]
+    attn = _attn(e, c.hq, c.kv, c.kv)[1:] + [("attn_q_norm.weight", (c.head_dim,)),
+                                            ("attn_k_norm.weight", (c.head_dim,))]
     conv = [("shortconv.conv.weight", (e, l_cache)), ("shortconv.in_proj.weight", (3 * e, e)),
             ("shortconv.out_proj.weight", (e, e))]
     n_dense = c.n_layer
@@ -375,13 +376,66 @@ def _lfm2(c: _Shape):
     return c.family, keys, per_layer, True
 
 
+def _rwkv7(c: _Shape):
+    # src/models/rwkv7.cpp load_arch_tensors: no attention heads, a wkv state of wkv.head_size per
+    # channel; the input norm token_embd_norm sits before block 0 (written by write_tiny_family)
+    U32, e, ff = c.U32, c.e, c.f
+    decay, iclr, vres, gate = 16, 16, 16, 32
+    keys = _rwkv_keys(c)
+    keys.update({"attention.decay_lora_rank": (U32, decay), "attention.iclr_lora_rank": (U32, iclr),
+                 "attention.value_residual_mix_lora_rank": (U32, vres), "attention.gate_lora_rank": (U32, gate)})
+
+    def lora(x: str, r: int):
+        return [(f"time_mix_{x}0.weight", (e,)), (f"time_mix_{x}1.weight", (r, e)), (f"time_mix_{x}2.weight", (e, r))]
+    per_layer = [_rwkv_norms(e) + lora("w", decay) + lora("a", iclr) + lora("v", iclr if il == 0 else vres)
+                 + [("time_mix_g1.weight", (gate, e)), ("time_mix_g2.weight", (e, gate)),
+                    ("time_mix_lerp_fused.weight", (6, 1, 1, e))]
+                 + [(f"time_mix_{n}.weight", (e,)) for n in ("k_k", "k_a", "r_k")]
+                 + [(f"time_mix_{n}.weight", (e, e)) for n in ("key", "value", "receptance", "output")]
+                 + [("channel_mix_lerp_k.weight", (1, 1, e)), ("channel_mix_key.weight", (ff, e)),
+                    ("channel_mix_value.weight", (e, ff))] for il in range(c.n_layer)]
+    return "rwkv7", keys, per_layer, False
+
+
+def _rwkv_keys(c: _Shape) -> dict:
+    """No attention heads; a wkv state of wkv.head_size per channel (rwkv6.cpp/rwkv7.cpp load_arch_hparams)."""
+    keys = {k: v for k, v in c.base.items() if not k.startswith("attention.head")}
+    keys.update({"attention.head_count": (c.U32, 0), "wkv.head_size": (c.U32, c.head_dim),
+                 "attention.layer_norm_epsilon": (c.F32, 1e-5)})
+    if "token_shift_count" in c.d:
+        keys["token_shift_count"] = (c.U32, c.d["token_shift_count"])
+    return keys
+
+
+def _rwkv_norms(e: int):
+    return [(f"{n}.{w}", (e,)) for n in ("attn_norm", "attn_norm_2", "time_mix_ln") for w in ("weight", "bias")]
+
+
+def _rwkv6(c: _Shape):
+    # src/models/rwkv6.cpp load_arch_tensors: data-dependent token shift (w1/w2 over 5 mixes), decay LoRA
+    U32, e, ff, hs = c.U32, c.e, c.f, c.head_dim
+    mix, dec = 32, 64
+    keys = {**_rwkv_keys(c), "time_mix_extra_dim": (U32, mix), "time_decay_extra_dim": (U32, dec)}
+    lt = _rwkv_norms(e) + [
+        ("time_mix_w1.weight", (5 * mix, e)), ("time_mix_w2.weight", (5, e, mix)),
+        ("time_mix_lerp_x.weight", (1, 1, e)), ("time_mix_lerp_fused.weight", (5, 1, 1, e)),
+        ("time_mix_first.weight", (e // hs, hs)), ("time_mix_decay.weight", (e,)),
+        ("time_mix_decay_w1.weight", (dec, e)), ("time_mix_decay_w2.weight", (e, dec))] + \
+        [(f"time_mix_{n}.weight", (e, e)) for n in ("key", "value", "receptance", "gate", "output")] + \
+        [("channel_mix_lerp_k.weight", (1, 1, e)), ("channel_mix_lerp_r.weight", (1, 1, e)),
+         ("channel_mix_key.weight", (ff, e)), ("channel_mix_value.weight", (e, ff)),
+         ("channel_mix_receptance.weight", (e, e))]
+    return "rwkv6", keys, lt, False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
              "qwen35moe": _qwen3next, "llama4": _llama4,
              "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
              "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4,
-             "lfm2": _lfm2, "lfm2moe": _lfm2}
+             "lfm2": _lfm2, "lfm2moe": _lfm2,
+             "rwkv7": _rwkv7, "rwkv6": _rwkv6}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -393,7 +447,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe")
+            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
@@ -415,6 +469,8 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
     _add_vocab(w, n_vocab)
     final_norm = "token_embd_norm.weight" if arch.startswith("lfm2") else "output_norm.weight"   # lfm2's name
     tensors = [("token_embd.weight", (n_vocab, e)), (final_norm, (e,))]
+    if arch.startswith("rwkv"):    # rwkv's input norm (token_embd_norm) and biased output norm
+        tensors += [("token_embd_norm.weight", (e,)), ("token_embd_norm.bias", (e,)), ("output_norm.bias", (e,))]
     if not tied:
         tensors.append(("output.weight", (n_vocab, e)))
     for i in range(n_layer):   # one list for every layer, or one list per layer (hybrids)
