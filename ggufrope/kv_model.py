@@ -39,8 +39,13 @@ STANDARD = frozenset({
 # llama4.cpp l.8-23: chunked attention (LLAMA_SWA_TYPE_CHUNKED) of 8192-token chunks, pattern 4 (3 chunked,
 # 1 full); the iSWA cache sizes its chunked half like an SWA one (llama-kv-cache-iswa.cpp l.70).
 # exaone4.cpp l.4-14: SWA (window 4096 unless sliding_window says, pattern 4) only at 64 layers (the 32B).
+# gemma3n.cpp l.4-11: pattern 5, sliding_window required; SWA layers: rope.freq_base_swa or 10000, scale 1.
 ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
-                                    "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4)}
+                                    "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4), "gemma3n": (0, 5)}
+# Layers that hold K/V: the first n (gemma3n.cpp l.7: n_layer_kv_from_start = 20; llama-hparams.cpp
+# l.321-331 has_kv); the later ones reuse layer n-2 (SWA) or n-1 (full) and add no cells
+# (llama-model.cpp l.2780-2790 reuse, llama-kv-cache.cpp l.252-274).
+KV_FROM_START: dict[str, int] = {"gemma3n": 20}
 SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file has no sliding_window
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
@@ -244,8 +249,9 @@ def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
     if arch == "llama4":
         desc = f"chunked, {desc}"
     fb, fs, src = _swa_rope(g, arch)
+    kv = {"is_attn": tuple(il < KV_FROM_START[arch] for il in range(n_layer))} if arch in KV_FROM_START else {}
     return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
-                freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src)
+                freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src, **kv)
 
 
 def _f(v: Any) -> float | None:
@@ -263,8 +269,8 @@ def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     if arch == "olmo2":
         base = _f(g("rope.freq_base")) or 10000.0
         return (key, 1.0, "rope.freq_base_swa") if key else (base, 1.0, "the trained rope.freq_base; no rope.freq_base_swa")
-    if arch == "gemma3":
-        return (key, 1.0, "rope.freq_base_swa") if key else (10000.0, 1.0, "gemma3's built-in 10000")
+    if arch in ("gemma3", "gemma3n"):      # gemma3n.cpp l.10: the same rule
+        return (key, 1.0, "rope.freq_base_swa") if key else (10000.0, 1.0, f"{arch}'s built-in 10000")
     base = _f(g("rope.freq_base")) or 10000.0
     factor = _f(g("rope.scaling.factor"))
     if factor is None:

@@ -47,6 +47,8 @@ MODELS = [
     ("lfm2moe-l_cache-65", "lfm2moe", {"n_layer": 6, "head_dim": 64, "l_cache": 65}),
     ("rwkv6", "rwkv6", {"n_layer": 4, "head_dim": 64}),
     ("rwkv7", "rwkv7", {"n_layer": 6, "head_dim": 64}),
+    # gemma3n: K/V only in the first 20 layers, the others reuse them (src/models/gemma3n.cpp l.7)
+    ("gemma3n-22-layers", "gemma3n", {"n_layer": 22, "swa": 512}),
 ]
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
@@ -247,6 +249,8 @@ VERIFY_MODELS = [
     pytest.param("llama4", {"llama4.rope.freq_base": "f32:500000", "llama4.rope.scaling.factor": "f32:8",
                             "llama4.rope.scaling.type": "str:linear"}, id="llama4-scaled"),
     pytest.param("phi3", {}, id="phi3-window-512-switched-off"),
+    pytest.param("gemma3n", {"gemma3n.rope.freq_base_swa": "f32:20000", "gemma3n.rope.freq_base": "f32:1000000"},
+                 id="gemma3n-base-swa"),
     pytest.param("exaone4", {"exaone4.rope.freq_base_swa": "f32:20000", "exaone4.rope.scaling.factor": "f32:2",
                              "exaone4.rope.scaling.type": "str:linear"}, id="exaone4-64-base-swa-scaled"),
     pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
@@ -268,12 +272,12 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
     extra = {k: (types[v.split(":")[0]], float(v.split(":")[1]) if v.startswith("f32") else v.split(":")[1])
              for k, v in keys.items()}
     m = write_tiny_family(str(tmp_path / "m.gguf"), family, head_dim=64 if family.startswith("deepseek") else 32,
-                          extra=extra, n_layer=64 if family == "exaone4" else 6)
+                          extra=extra, n_layer={"exaone4": 64, "gemma3n": 22}.get(family, 6))
     r = run_cli("verify", m, "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})
     rep = json.loads(r.stdout)
     assert rep["ok"], [row for row in rep["rows"] if not row["ok"]]
     whats = {row["what"] for row in rep["rows"]}
-    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4", "exaone4"):
+    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4", "exaone4", "gemma3n"):
         assert "SWA layers' freq_base" in whats and "SWA layers' freq_scale" in whats
         k = read_model_facts(m).kv
         if "rope.freq_base_swa" in str(keys):

@@ -428,6 +428,29 @@ def _rwkv6(c: _Shape):
     return "rwkv6", keys, lt, False
 
 
+def _gemma3n(c: _Shape):
+    # src/models/gemma3n.cpp load_arch_tensors: gemma3's attention + AltUp (4 inputs) and LAuReL (rank 64)
+    # per layer, per-layer token embeddings of 256 per layer (hparams defaults, llama-hparams.h l.264-267)
+    e, hd, alt, pl, rank = c.e, c.head_dim, 4, 256, 64
+    keys = {**c.base, "attention.key_length": (c.U32, hd), "attention.value_length": (c.U32, hd),
+            "attention.sliding_window": (c.U32, c.swa)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("attn_q_norm.weight", (hd,)), ("attn_k_norm.weight", (hd,)),
+                                       ("post_attention_norm.weight", (e,))] + _ffn(e, c.f) + [
+        ("post_ffw_norm.weight", (e,)), ("inp_gate.weight", (pl, e)), ("proj.weight", (e, pl)),
+        ("post_norm.weight", (e,)), ("altup_correct_coef.weight", (alt, alt)), ("altup_correct_scale.weight", (e,)),
+        ("altup_predict_coef.weight", (alt * alt, alt)), ("altup_router.weight", (alt, e)),
+        ("altup_router_norm.weight", (e,)), ("laurel_l.weight", (rank, e)), ("laurel_r.weight", (e, rank)),
+        ("laurel_post_norm.weight", (e,))]
+    return "gemma3n", keys, lt, True
+
+
+def _gemma3n_globals(e: int, n_layer: int, n_vocab: int):
+    """gemma3n's model-level tensors beyond the embedding and the final norm."""
+    return [("altup_proj.weight", (3, e, e)), ("altup_unembd_proj.weight", (3, e, e)),
+            ("per_layer_token_embd.weight", (n_vocab, 256 * n_layer)),
+            ("per_layer_model_proj.weight", (256 * n_layer, e)), ("per_layer_proj_norm.weight", (256,))]
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
@@ -435,7 +458,8 @@ _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2
              "granitehybrid": _granitehybrid, "nemotron_h": _nemotron_h, "falcon-h1": _falcon_h1,
              "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4,
              "lfm2": _lfm2, "lfm2moe": _lfm2,
-             "rwkv7": _rwkv7, "rwkv6": _rwkv6}
+             "rwkv7": _rwkv7, "rwkv6": _rwkv6,
+             "gemma3n": _gemma3n}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -447,7 +471,7 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6")
+            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6", "gemma3n")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
@@ -471,6 +495,8 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
     tensors = [("token_embd.weight", (n_vocab, e)), (final_norm, (e,))]
     if arch.startswith("rwkv"):    # rwkv's input norm (token_embd_norm) and biased output norm
         tensors += [("token_embd_norm.weight", (e,)), ("token_embd_norm.bias", (e,)), ("output_norm.bias", (e,))]
+    if arch == "gemma3n":
+        tensors += _gemma3n_globals(e, n_layer, n_vocab)
     if not tied:
         tensors.append(("output.weight", (n_vocab, e)))
     for i in range(n_layer):   # one list for every layer, or one list per layer (hybrids)
