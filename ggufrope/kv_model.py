@@ -163,6 +163,9 @@ def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, 
     """Recurrent and hybrid families: the state sizes and which layer holds what."""
     r, s = _state_sizes(g)
     sizes = dict(reason="", n_embd_r=r, n_embd_s=s)
+    if arch.startswith("rwkv") and not _int(g("wkv.head_size")):
+        # rwkv6.cpp l.6 / rwkv7.cpp l.6 require it: llama.cpp does not load such a file, so no number
+        return dict(family="unknown", reason=f"{arch} without wkv.head_size (llama.cpp will not load it)")
     if arch == "lfm2" and _int(g("attention.sliding_window")):
         # src/models/lfm2.cpp l.26-31: its attention layers slide, which makes llama_memory_hybrid_iswa
         return dict(family="unknown", reason="lfm2 with attention.sliding_window (hybrid iSWA) is not modelled")

@@ -332,3 +332,13 @@ def test_lfm2_with_a_sliding_window_is_unknown():
     del meta["lfm2.attention.sliding_window"]
     k = KvShape.from_metadata(meta, "lfm2")
     assert (k.family, k.kv_layers, k.n_embd_r, k.n_embd_s) == ("hybrid", (2, 5), 128, 0)
+
+
+def test_rwkv_without_its_head_size_is_unknown():
+    """rwkv6/rwkv7 need wkv.head_size (src/models/rwkv7.cpp l.6: a required key): without it llama.cpp
+    loads nothing, so the plan has no number rather than a state of 0 bytes."""
+    meta = {"rwkv7.block_count": 4, "rwkv7.embedding_length": 64}
+    assert isinstance(kv_plan(KvShape.from_metadata(meta, "rwkv7"), 4096), KvUnknown)
+    meta["rwkv7.wkv.head_size"] = 32
+    plan = kv_plan(KvShape.from_metadata(meta, "rwkv7"), 4096)
+    assert plan.total == 4 * (2 * 64 + 64 * 32) * 4       # 4 layers of f32 R (2 x n_embd) + S (n_embd x 32)
