@@ -39,6 +39,19 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+# Granite's rope.scaling.finetuned is its RoPE on/off switch (rope_pattern), true when absent
+# (src/models/granite.cpp l.33-36, granite-hybrid.cpp l.16-20, granite-switch.cpp l.12-15)
+ROPE_SWITCH_ARCHS = frozenset({"granite", "granitehybrid", "graniteswitch"})
+
+
+def _finetuned(arch: str, v: Any) -> bool:
+    if arch == "minicpm":      # src/models/minicpm.cpp l.16-17: always true, whatever the file says
+        return True
+    if v is None:
+        return arch in ROPE_SWITCH_ARCHS
+    return bool(v)
+
+
 def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     """hparam name -> (key or fact, file value, value llama.cpp should resolve)."""
     r = info.rope
@@ -59,7 +72,7 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
         "n_ctx_orig_yarn": (k("original_context_length"), r.original_context_length,
                             r.original_context_length or r.context_length),
         "rope_attn_factor": (k("attn_factor"), r.attn_factor, 1.0 if r.attn_factor is None else r.attn_factor),
-        "rope_finetuned": (k("finetuned"), r.finetuned, bool(r.finetuned)),
+        "rope_finetuned": (k("finetuned"), r.finetuned, _finetuned(arch, r.finetuned)),
         "n_rot": (k("dimension_count"), r.dimension_count, r.dimension_count or info.head_dim_k),
         "yarn_ext_factor": (k("yarn_ext_factor"), r.yarn_ext_factor,
                             r.yarn_ext_factor if read["yarn_ext_factor"] and r.yarn_ext_factor is not None else -1.0),

@@ -26,7 +26,7 @@ def test_bench_plan_column_sums_full_and_swa_caches(tmp_path, cpu_build):
 def test_kv_eval_has_no_planner_memory_for_an_unmodelled_family(tmp_path):
     from ggufrope.evaluation.kv_quality import kv_plan_mib
     from ggufrope.model_facts import read_model_facts
-    facts = read_model_facts(write_tiny_llama(str(tmp_path / "x.gguf"), arch="rwkv7"))
+    facts = read_model_facts(write_tiny_llama(str(tmp_path / "x.gguf"), arch="plamo2"))
     assert kv_plan_mib(facts, 4096, "q8_0") is None
     llama = read_model_facts(write_tiny_llama(str(tmp_path / "l.gguf")))
     assert kv_plan_mib(llama, 4096, "f16") == round(llama.info.kv_cache_bytes(4096) / 2**20, 2)

@@ -342,3 +342,46 @@ def test_rwkv_without_its_head_size_is_unknown():
     meta["rwkv7.wkv.head_size"] = 32
     plan = kv_plan(KvShape.from_metadata(meta, "rwkv7"), 4096)
     assert plan.total == 4 * (2 * 64 + 64 * 32) * 4       # 4 layers of f32 R (2 x n_embd) + S (n_embd x 32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [pytest.param([], id="file"),
+                                   pytest.param(["--rope-scaling", "yarn", "--rope-scale", "4", "--ctx", "16384"],
+                                                id="yarn-4x")])
+@pytest.mark.parametrize("mid", [m[0] for m in MODELS])
+def test_verify_passes_on_every_family(models, cpu_build, mid, flags):
+    """Every tiny model of the table, as llama.cpp loads it, agrees with ggufrope's reading on every
+    value verify compares, with and without YaRN flags (this found granitehybrid's RoPE switch:
+    rope.scaling.finetuned absent means true there, src/models/granite-hybrid.cpp l.16-20)."""
+    import json
+    from conftest import REAL_HOME, run_cli
+    r = run_cli("verify", models[mid], "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["ok"], [row for row in rep["rows"] if not row["ok"]]
+    assert all(row["reported"] for row in rep["rows"])
+
+
+def _totals_cell(plan) -> str:
+    parts = [f"{c.layers} layers x {c.cells} seq" if c.name == "recurrent" else f"{c.layers}x{c.cells * c.streams}"
+             for c in plan.caches]
+    return f"{' + '.join(parts)} = {plan.total / MIB:.3f} MiB"
+
+
+def totals_table(models: dict[str, str]) -> str:
+    """docs/architectures.md's table of planner totals (each checked against llama.cpp above)."""
+    lines = ["| model | 32768 | 16384, -np 4 | 16384, -np 4 -kvu |", "|---|---|---|---|"]
+    for mid, _, _ in MODELS:
+        k = read_model_facts(models[mid]).kv
+        cells = [_totals_cell(kv_plan(k, n, **kw)) for n, kw in
+                 ((32768, {}), (16384, {"n_seq": 4}), (16384, {"n_seq": 4, "unified": True}))]
+        lines.append(f"| {mid} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def test_docs_totals_table_is_the_planners(models):
+    from conftest import REPO
+    import os
+    with open(os.path.join(REPO, "docs", "architectures.md")) as f:
+        doc = f.read()
+    want = totals_table(models)
+    assert want in doc, "docs/architectures.md's totals table is stale; it should read:\n" + want

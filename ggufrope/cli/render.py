@@ -25,7 +25,8 @@ def _kv_rows(rep: dict) -> list[list[str]]:
                                     "layers), whatever the context"]]
     if k.get("family") in ("iswa", "hybrid"):
         what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache",
-                "hybrid": "hybrid: a KV cache for the attention layers, recurrent state for the others"}
+                "hybrid": "hybrid: a KV cache for the attention layers and a fixed recurrent state per sequence "
+                          "for the recurrent ones (a layer may hold both, as in falcon-h1)"}
         for a in k["at"]:
             parts = []
             for c in a["caches"]:

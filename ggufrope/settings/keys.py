@@ -89,8 +89,11 @@ ROPE_KEYS: tuple[RopeKey, ...] = (
     RopeKey("attn_factor", "rope.scaling.attn_factor", ValueType.FLOAT32,
             "1.0", None, note="multiplies the final attention factor",
             doc="multiplies the attention factor (rope.scaling.attn_factor)"),
-    RopeKey("finetuned", "rope.scaling.finetuned", ValueType.BOOL, "false", None,
-            note="informational only (logged)", doc="the model was fine-tuned with this scaling (informational)"),
+    RopeKey("finetuned", "rope.scaling.finetuned", ValueType.BOOL,
+            "false (granite, granitehybrid, graniteswitch: true)", None,
+            note="informational (logged), except on granite, granitehybrid and graniteswitch, where it switches "
+                 "RoPE on (absent: on) or off (src/models/granite.cpp l.33-36)",
+            doc="the model was fine-tuned with this scaling (informational; Granite's RoPE on/off switch)"),
     RopeKey("yarn_log_multiplier", "rope.scaling.yarn_log_multiplier", ValueType.FLOAT32,
             "0 (plain YaRN magnitude 0.1*ln(s)+1)", None,
             read_by=frozenset({"deepseek2", "deepseek32", "mistral3"}), patch_flag="--yarn-log-multiplier",
