@@ -6,7 +6,8 @@
 # Speeds come from the idle `ggufrope bench` run in docs/eval/bench-idle. One chunk per length,
 # -t 2: kept small for a 2-core machine. Resumable, like every eval sweep: rerun after an
 # interruption and only the missing runs are made. Then the measurements the presets cite are
-# rewritten (ggufrope/presets/kv_measured.json).
+# rewritten (ggufrope/presets/kv_measured.json) and, from them, the built-in -kv-q8/-kv-q4
+# presets' `measured` lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for len in 2k 8k 16k; do
@@ -14,4 +15,8 @@ for len in 2k 8k 16k; do
     --chunks 1 --depths 0.5 --trials 1 --seed 0 -t 2 --bench docs/eval/bench-idle --out docs/eval/kv
 done
 .venv/bin/ggufrope eval report --task kv --out docs/eval/kv
-.venv/bin/python -c "from ggufrope.evaluation.kv_quality import write_measurements as w; w('docs/eval/kv', 'ggufrope/presets/kv_measured.json', 'benchmarks/bench_eval_kv.sh')"
+.venv/bin/python -c "
+from ggufrope.evaluation.kv_quality import write_measurements
+from ggufrope.presets import kv_measured
+d = write_measurements('docs/eval/kv', 'ggufrope/presets/kv_measured.json', 'benchmarks/bench_eval_kv.sh')
+print('\n'.join(kv_measured.write_preset_notes('presets', d)))"

@@ -150,11 +150,15 @@ def test_kv_preset_notes_are_the_shipped_measurement():
     """Each built-in -kv-q8/-kv-q4 preset's `measured` line is kv_measured.json's row, as describe() words it."""
     from ggufrope.presets import kv_measured
     from ggufrope.presets import load_preset
+    from ggufrope.presets.load import builtin_dir
     d = kv_measured.load()
-    for name, t in (("llama-2-7b-yarn-16k-kv-q8", "q8_0"), ("qwen2.5-7b-yarn-128k-kv-q4", "q4_0")):
-        p = load_preset(name, {})
-        row = kv_measured.lookup(t, t, 1024, d)
-        assert kv_measured.describe(row, "SmolLM2-135M, the demo model") in p.res.values["measured"]
+    names = [n[:-5] for n in os.listdir(builtin_dir()) if n.endswith(("-kv-q8.toml", "-kv-q4.toml"))]
+    assert len(names) >= 10
+    for name in names:
+        t = "q8_0" if name.endswith("-kv-q8") else "q4_0"
+        note = load_preset(name, {}).res.values["measured"]
+        assert note == kv_measured.note(t, d), name
+        assert all(f"{r['kld_mean']:.3f}" in note for r in d["rows"] if r["kv"] == t)
 
 
 def test_eval_kv_options_are_checked_before_any_run(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 RESOURCE = os.path.join(os.path.dirname(__file__), "kv_measured.json")
 
@@ -38,3 +39,41 @@ def describe(row: dict, model: str | None) -> str:
     on = f" on {model}" if model else ""
     return (f"{row['kv']} K/V at {row['length']} tokens{on}: mean KLD {row['kld_mean']:.4f} vs f16, "
             f"Δppl {row['dppl']:+.3f} ± {row['dppl_err']:.3f}, same top token {row['same_top_pct']:.1f}%")
+
+
+DEMO_MODEL = "SmolLM2-135M (the demo model, trained 8K; plan's YaRN beyond)"
+_NOTE_LINE = re.compile(r'^measured = ".*"$', re.M)
+
+
+def _k(n: int) -> str:
+    return f"{n // 1024}K" if n % 1024 == 0 else str(n)
+
+
+def note(kv: str, data: dict, model: str = DEMO_MODEL) -> str:
+    """The one-line `measured` field of a -kv-q8/-kv-q4 preset: per measured length, the mean KL
+    divergence against f16 and how often the top token stays the same."""
+    rows = sorted((r for r in data.get("rows", []) if r["kv"] == kv and r.get("kld_mean") is not None),
+                  key=lambda r: r["length"])
+    klds = ", ".join(f"{r['kld_mean']:.3f} at {_k(r['length'])}" for r in rows)
+    tops = "/".join(f"{r['same_top_pct']:.1f}" for r in rows)
+    return (f"{kv} K/V vs f16 on {model}: mean KLD {klds}; same top token {tops}% "
+            f"({data.get('source', '?')}; `ggufrope eval kv`)")
+
+
+def write_preset_notes(presets_dir: str, data: dict) -> list[str]:
+    """Rewrite the `measured` line of every built-in *-kv-q8 / *-kv-q4 preset from data; the files changed."""
+    changed = []
+    for name in sorted(os.listdir(presets_dir)):
+        kv = "q8_0" if name.endswith("-kv-q8.toml") else "q4_0" if name.endswith("-kv-q4.toml") else None
+        if kv is None:
+            continue
+        path = os.path.join(presets_dir, name)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = _NOTE_LINE.sub(lambda m: "measured = " + json.dumps(note(kv, data), ensure_ascii=False), text, count=1)
+        if new != text:
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.write(new)
+            os.replace(path + ".tmp", path)
+            changed.append(path)
+    return changed
