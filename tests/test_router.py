@@ -139,6 +139,23 @@ def test_two_presets_answer_by_name_with_their_own_settings(smollm2):
             proc.wait()
 
 
+def test_verbose_shows_the_routers_log(smollm2):
+    proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", "demo", "demo-linear", "--model", smollm2,
+                             *COMMON, "--verbose"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with hang_guard(300, "serve demo demo-linear --verbose"):
+            line = proc.stdout.readline()
+            assert line.startswith("serving demo, demo-linear at http://127.0.0.1:"), (line, proc.poll())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait() == 0
+        err = proc.stderr.read()
+        assert "listening on http://127.0.0.1:" in err and "router" in err, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _fails_before_start(*args: str) -> str:
     r = run_cli("serve", *args, timeout=300)
     assert r.returncode != 0

@@ -163,7 +163,8 @@ def serve_cmd(
     more = {"server.host": host, "server.port": port}
     if all_presets or len(given) > 1:
         from ggufrope.cli.serve_router import serve_router
-        raise typer.Exit(serve_router(given, all_presets, preset, more, models_max, dry_run, extra))
+        raise typer.Exit(serve_router(given, all_presets, preset, more, models_max, dry_run, extra,
+                                      echo_log=_to_stderr if verbose else None))
     if models_max is not None:
         from ggufrope.errors import UsageError
         raise UsageError("--models-max applies to several presets (serve A B, or --all)")

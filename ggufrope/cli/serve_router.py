@@ -46,7 +46,8 @@ def _load_all(names: Sequence[str], opts, more: dict):
 
 
 def serve_router(given: list[str], all_presets: bool, opts, more: dict, models_max: Optional[int],
-                 dry_run: bool, extra: list[str]) -> int:
+                 dry_run: bool, extra: list[str], echo_log=None) -> int:
+    """echo_log: gets the router's log as it is written (--verbose); it carries the models' logs too."""
     from ggufrope.presets import binaries, launch, router
     from ggufrope.presets.prepare import prepare, write_patched_copy, write_prompt_file
     env = os.environ
@@ -84,7 +85,7 @@ def serve_router(given: list[str], all_presets: bool, opts, more: dict, models_m
         sys.stdout.flush()
     end = supervise(srv, ready_timeout=max(p.preset.server.ready_timeout for p in r.preps),
                     on_started=lambda c: note(f"llama-server router pid {c.proc.pid} starting; log: {log}"),
-                    on_ready=ready)
+                    on_ready=ready, echo_log=echo_log)
     if end.signal:
         note(f"stopped llama-server and its models ({end.signal}; exit {end.code})")
     return 0
