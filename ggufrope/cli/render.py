@@ -24,7 +24,9 @@ def _kv_rows(rep: dict) -> list[list[str]]:
         return [["recurrent state", f"{human_bytes(c['k_bytes'] + c['v_bytes'])} per sequence (f32, {c['layers']} "
                                     "layers), whatever the context"]]
     if k.get("family") in ("iswa", "hybrid"):
-        what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache",
+        what = {"iswa": f"sliding window {k['n_swa']} ({k['swa_pattern']}): a full cache and a small SWA cache "
+                        f"(sizes below for one sequence; llama-server's 4 unified slots hold 4 windows: "
+                        f"`presets check` plans them)",
                 "hybrid": "hybrid: a KV cache for the attention layers and a fixed recurrent state per sequence "
                           "for the recurrent ones (a layer may hold both, as in falcon-h1)"}
         for a in k["at"]:
