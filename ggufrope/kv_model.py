@@ -30,9 +30,20 @@ STANDARD = frozenset({
     # phi3: a file's sliding_window is read and switched off (src/models/phi3.cpp l.13-23: swa_type
     # NONE, pattern 1), so every layer gets n_ctx cells
     "phi3",
+    # each load_arch_hparams read by hand (src/models/<arch>.cpp): no SWA, no recurrent layers, no KV reuse,
+    # no MLA keys; hunyuan-dense and ernie4_5-moe reuse hunyuan-vl's and ernie4_5's (models.h l.1978, l.2107).
+    # nextn_predict_layers (glm4moe, bailingmoe2 ...): the MTP layers get no cells (create_memory
+    # l.2795-2803 filters il < n_layer()), which _common's n_layer already leaves out
+    "glm4", "glm4moe", "qwen2vl", "qwen3vl", "qwen3vlmoe", "ernie4_5", "ernie4_5-moe", "seed_oss",
+    "minimax-m2", "olmoe", "phimoe", "hunyuan-moe", "hunyuan-dense", "dots1", "grok", "dbrx", "arcee",
+    "apertus", "bailingmoe2",
 })
-# iSWA (llama_kv_cache_iswa): (default n_swa, default SWA pattern, sliding_window required) per arch,
-# from each arch's load_arch_hparams: src/models/gemma2.cpp l.4-12 (n_swa 4096, pattern 2),
+# graniteswitch (src/models/granite-switch.cpp l.57-71): one more attention layer after the last, for the
+# adapter router, with 1 K/V head of the model's head size; it is not an MTP layer (router_layer >= 0), so
+# create_memory (l.2795) gives it cells like any other
+ROUTER_LAYER = frozenset({"graniteswitch"})
+# iSWA (llama_kv_cache_iswa): (default n_swa, default SWA pattern) per arch, from each arch's
+# load_arch_hparams: src/models/gemma2.cpp l.4-12 (n_swa 4096, pattern 2),
 # gemma3.cpp l.4-12 (SWA only when sliding_window > 0, pattern 6), cohere2.cpp l.4-11 (pattern 4),
 # openai-moe.cpp l.6-9 (gpt-oss, pattern 2).
 # olmo2.cpp l.6-16 (SWA only when sliding_window > 0, pattern 4; SWA layers: trained base, scale 1).
@@ -40,16 +51,28 @@ STANDARD = frozenset({
 # 1 full); the iSWA cache sizes its chunked half like an SWA one (llama-kv-cache-iswa.cpp l.70).
 # exaone4.cpp l.4-14: SWA (window 4096 unless sliding_window says, pattern 4) only at 64 layers (the 32B).
 # gemma3n.cpp l.4-11: pattern 5, sliding_window required; SWA layers: rope.freq_base_swa or 10000, scale 1.
+# cohere2moe.cpp l.13, l.27-32: sliding_window required, pattern 4 dense first; SWA layers: trained base and scale.
+# smallthinker.cpp l.4-13: SWA only when sliding_window > 0, and then a 4096 window whatever the file says,
+# pattern 4 dense first; SWA layers: trained base and scale.
+# granite-swa.cpp l.16-19 and gemma4.cpp l.5-6, l.16: sliding_window and a per-layer pattern array required.
 ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
                                     "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4), "gemma3n": (0, 5)}
-# Layers that hold K/V: the first n (gemma3n.cpp l.7: n_layer_kv_from_start = 20; llama-hparams.cpp
-# l.321-331 has_kv); the later ones reuse layer n-2 (SWA) or n-1 (full) and add no cells
-# (llama-model.cpp l.2780-2790 reuse, llama-kv-cache.cpp l.252-274).
+SWA_OPTIONAL = frozenset({"gemma3", "olmo2", "smallthinker"})   # plain KV cache without a sliding_window > 0
+FIXED_WINDOW = frozenset({"smallthinker"})     # any sliding_window > 0 reads as the default window
+# set_swa_pattern(n, dense_first = true) (llama-hparams.cpp l.8-12): layer il is SWA when il % n != 0
+DENSE_FIRST = frozenset({"cohere2moe", "smallthinker"})
+SWA_ARRAY = frozenset({"granite_swa", "gemma4"})   # get_arr without a default: no array, no model
+# Layers that hold K/V: the first n (llama-hparams.cpp l.321-331 has_kv); the later ones reuse layer
+# n-2 (SWA) or n-1 (full) and add no cells (llama-model.cpp l.2780-2790 reuse, llama-kv-cache.cpp
+# l.252-274). gemma3n.cpp l.7: n = 20; gemma4.cpp l.8-11: n = block_count - attention.shared_kv_layers.
 KV_FROM_START: dict[str, int] = {"gemma3n": 20}
-SWA_OPTIONAL = frozenset({"gemma3", "olmo2"})   # plain KV cache when the file has no sliding_window
 # MLA: K only, no V, when key_length_mla and value_length_mla are both present
 # (src/models/deepseek2.cpp l.16-17; llama-hparams.cpp is_mla; llama-kv-cache.cpp l.231 has_v = !is_mla)
+# mistral4 is deepseek2's loader (models.h l.1399-1401). deepseek32 (DSA) must be MLA (deepseek32.cpp
+# l.60-62) and adds a K-only "lightning indexer" cache of one attention.indexer.key_length head per
+# layer, n_ctx cells like the MLA cache (create_memory l.2398-2450, llama-kv-cache-dsa.cpp l.31-50)
 MLA = frozenset({"deepseek2"})
+MLA_REQUIRED = frozenset({"deepseek32"})
 # Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent, src/llama-arch.cpp l.1071-1083):
 # Mamba-style state, or RWKV's token shift and wkv state.
 RECURRENT = frozenset({"mamba", "mamba2", "rwkv6", "rwkv7"})
@@ -97,6 +120,7 @@ class KvShape:
     freq_base_swa: float | None = None
     freq_scale_swa: float | None = None
     freq_base_swa_source: str = ""
+    indexer_k: int = 0                # deepseek32: K width of the indexer cache per layer (0: none)
 
     @property
     def swa_layers(self) -> tuple[int, ...]:
@@ -124,8 +148,7 @@ class KvShape:
         if arch in ISWA:
             return cls(**{**base, **_iswa(g, arch, base["n_layer"])})
         if arch in MLA:
-            mla = _int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla"))
-            return cls(family="mla" if mla else "standard", reason="", **base)   # older conversions: plain K/V
+            return cls(**base, **_mla(g, arch))
         if arch in STANDARD:
             return cls(family="standard", reason="", **base)
         return cls(family="unknown", reason=f"llama.cpp's memory rule for {arch or 'this file'!r} is not modelled",
@@ -150,6 +173,8 @@ def _common(g, arch: str) -> dict[str, Any]:
     n_head = _per_layer(g("attention.head_count"), n_layer)
     kv = g("attention.head_count_kv")
     n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
+    if arch in ROUTER_LAYER and n_layer:     # granite-switch.cpp l.61-70: n_layer() real layers + the router
+        n_layer, n_head, n_head_kv = n_layer + 1, n_head + (1,), n_head_kv + (1,)
     # l.1436-1466: head dims default to n_embd / n_head(0); *_swa default to the full ones
     h0 = n_head[0] if n_head else 0
     hk = _int(g("attention.key_length")) or (n_embd // h0 if h0 else 0)
@@ -157,6 +182,20 @@ def _common(g, arch: str) -> dict[str, Any]:
     return dict(arch=arch, n_layer=n_layer, n_head_kv=n_head_kv, head_k=hk, head_v=hv,
                 head_k_swa=_int(g("attention.key_length_swa")) or hk,
                 head_v_swa=_int(g("attention.value_length_swa")) or hv, is_swa=(False,) * n_layer)
+
+
+def _mla(g, arch: str) -> dict[str, Any]:
+    """MLA when key_length_mla and value_length_mla are both there; older conversions have plain K/V."""
+    if not (_int(g("attention.key_length_mla")) and _int(g("attention.value_length_mla"))):
+        if arch in MLA_REQUIRED:
+            return dict(family="unknown", reason=f"{arch} without the MLA keys (llama.cpp will not load it)")
+        return dict(family="standard", reason="")
+    if arch == "deepseek32":     # deepseek32.cpp l.27-28: a required key
+        idx = _int(g("attention.indexer.key_length"))
+        if not idx:
+            return dict(family="unknown", reason="deepseek32 without attention.indexer.key_length")
+        return dict(family="mla", reason="", indexer_k=idx)
+    return dict(family="mla", reason="")
 
 
 def _state(g, arch: str, n_layer: int, n_head_kv: tuple[int, ...]) -> dict[str, Any]:
@@ -226,35 +265,60 @@ def _hybrid_layers(g, arch: str, n: int, n_head_kv: tuple[int, ...]) -> tuple[tu
 
 def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
     """The iSWA families: window, which layers slide, and the SWA layers' RoPE."""
-    n_swa_default, pattern_default = ISWA[arch]
-    n_swa = _int(g("attention.sliding_window")) or n_swa_default
-    if arch == "llama4":   # llama4.cpp l.8-14: sliding_window 0 turns chunking off, any other value reads as 8192
-        if g("attention.sliding_window") is not None and not _int(g("attention.sliding_window")):
-            return dict(family="standard", reason="")
-        n_swa = n_swa_default
-    if arch == "exaone4" and n_layer != 64:     # exaone4.cpp l.4: other sizes keep one plain cache
+    n_swa = _window(g, arch, n_layer)
+    if n_swa == 0:
         return dict(family="standard", reason="")
-    if arch in SWA_OPTIONAL and not n_swa:
-        return dict(family="standard", reason="")     # gemma3.cpp l.10-11, olmo2.cpp l.14-15
-    if not n_swa:
+    if n_swa is None:
         return dict(family="unknown", reason=f"{arch} without attention.sliding_window")
-    # llama-model.cpp l.3434-3441 load_swa_pattern: a per-layer bool array, else an integer pattern
-    # (default per arch); llama-hparams.cpp l.8-22 set_swa_pattern (dense_first = false):
-    # layer il is SWA when il % n < n - 1; n == 0 makes every layer SWA
+    layers = _swa_layers(g, arch, n_layer)
+    if layers is None:
+        return dict(family="unknown", reason=f"{arch} without an attention.sliding_window_pattern array "
+                                             "(llama.cpp will not load it)")
+    swa, desc = layers
+    if not any(swa):     # llama-model.cpp l.2807: GGML_ASSERT(is_swa_any()), llama.cpp aborts
+        return dict(family="unknown", reason=f"{arch} with no sliding-window layer (llama.cpp aborts)")
+    fb, fs, src = _swa_rope(g, arch)
+    kv_n = KV_FROM_START.get(arch)
+    if arch == "gemma4":
+        kv_n = n_layer - _int(g("attention.shared_kv_layers"))
+    kv = {"is_attn": tuple(il < kv_n for il in range(n_layer))} if kv_n is not None else {}
+    return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
+                freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src, **kv)
+
+
+def _window(g, arch: str, n_layer: int) -> int | None:
+    """The window llama.cpp uses; 0: it keeps one plain cache; None: a required key is missing."""
+    raw = g("attention.sliding_window")
+    n_swa_default = ISWA[arch][0]
+    if arch == "llama4":   # llama4.cpp l.8-14: sliding_window 0 turns chunking off, any other value reads as 8192
+        return 0 if raw is not None and not _int(raw) else n_swa_default
+    if arch == "exaone4" and n_layer != 64:     # exaone4.cpp l.4: other sizes keep one plain cache
+        return 0
+    if arch in SWA_OPTIONAL and not _int(raw):
+        return 0                                # gemma3.cpp l.10-11, olmo2.cpp l.14-15, smallthinker.cpp l.6
+    if arch in FIXED_WINDOW:
+        return n_swa_default                    # smallthinker.cpp l.8
+    return _int(raw) or n_swa_default or None
+
+
+def _swa_layers(g, arch: str, n_layer: int) -> tuple[tuple[bool, ...], str] | None:
+    """Which layers slide. llama-model.cpp l.3434-3441 load_swa_pattern: a per-layer bool array,
+    else an integer pattern (default per arch); llama-hparams.cpp l.8-22 set_swa_pattern: layer il
+    is SWA when il % n < n - 1 (dense first: il % n != 0); n == 0 makes every layer SWA."""
     pat = g("attention.sliding_window_pattern")
     if isinstance(pat, list):
         swa = tuple(bool(x) for x in pat[:n_layer]) + (False,) * max(0, n_layer - len(pat))
-        desc = "per-layer array"
+        return swa, "per-layer array"
+    if arch in SWA_ARRAY:
+        return None
+    n = _int(pat) if pat is not None else ISWA[arch][1]
+    if arch in DENSE_FIRST:
+        swa = tuple(n == 0 or il % n != 0 for il in range(n_layer))
+        desc = f"pattern {n}, dense first"
     else:
-        n = _int(pat) if pat is not None else pattern_default
         swa = tuple(n == 0 or (il % n < n - 1) for il in range(n_layer))
         desc = f"pattern {n}"
-    if arch == "llama4":
-        desc = f"chunked, {desc}"
-    fb, fs, src = _swa_rope(g, arch)
-    kv = {"is_attn": tuple(il < KV_FROM_START[arch] for il in range(n_layer))} if arch in KV_FROM_START else {}
-    return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
-                freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src, **kv)
+    return swa, f"chunked, {desc}" if arch == "llama4" else desc
 
 
 def _f(v: Any) -> float | None:
@@ -264,16 +328,19 @@ def _f(v: Any) -> float | None:
 def _swa_rope(g, arch: str) -> tuple[float, float, str]:
     """(freq_base, freq_scale, where the base comes from) of the SWA layers, as llama.cpp loads them.
     gemma3 (src/models/gemma3.cpp l.9): rope.freq_base_swa, else llama-hparams.h l.151-153's
-    defaults 10000 and scale 1. gemma2/cohere2/gpt-oss/llama4/exaone4 (gemma2.cpp l.8-11, cohere2.cpp
-    l.7-10, openai-moe.cpp l.11-13, llama4.cpp l.21-23, exaone4.cpp l.9-11): the trained base and
+    defaults 10000 and scale 1 (gemma3n, gemma4 too). gemma2/cohere2/gpt-oss/llama4/exaone4/cohere2moe/
+    smallthinker (gemma2.cpp l.8-11, cohere2.cpp l.7-10, openai-moe.cpp l.11-13, llama4.cpp l.21-23,
+    exaone4.cpp l.9-11, cohere2moe.cpp l.30-32, smallthinker.cpp l.11-13): the trained base and
     scale (llama-model.cpp l.1410-1425: freq_base default 10000; scale = 1/rope.scaling.factor, else
     1/rope.scale_linear, 0 -> 1), the base overridden by rope.freq_base_swa."""
     key = _f(g("rope.freq_base_swa"))
     if arch == "olmo2":
         base = _f(g("rope.freq_base")) or 10000.0
         return (key, 1.0, "rope.freq_base_swa") if key else (base, 1.0, "the trained rope.freq_base; no rope.freq_base_swa")
-    if arch in ("gemma3", "gemma3n"):      # gemma3n.cpp l.10: the same rule
+    if arch in ("gemma3", "gemma3n", "gemma4"):      # gemma3n.cpp l.10, gemma4.cpp l.14: the same rule
         return (key, 1.0, "rope.freq_base_swa") if key else (10000.0, 1.0, f"{arch}'s built-in 10000")
+    if arch == "granite_swa":   # granite-swa.cpp reads no SWA RoPE key: llama-hparams.h l.151-153's defaults
+        return 10000.0, 1.0, "llama.cpp's default 10000 (granite_swa reads no SWA base)"
     base = _f(g("rope.freq_base")) or 10000.0
     factor = _f(g("rope.scaling.factor"))
     if factor is None:
@@ -336,6 +403,12 @@ class KvUnknown:
     known = False
 
 
+# llama-context.cpp l.3816-3819: flash attention is forced off for grok (so V is transposed), and
+# l.3840-3848 then refuse a quantized V cache: no context, so no number
+NO_FLASH_ATTN = frozenset({"grok"})
+UNQUANTIZED = frozenset({"f32", "f16", "bf16"})
+
+
 def ctx_cells(n_ctx: int, n_seq: int = 1, unified: bool = False) -> tuple[int, int]:
     """(n_ctx, cells per stream) as llama.cpp sets them (src/llama-context.cpp l.290-304): n_ctx
     padded to 256; unified: one stream of n_ctx cells; else n_seq streams of pad(n_ctx/n_seq, 256)."""
@@ -354,6 +427,11 @@ def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | No
     n_ctx_p, size = ctx_cells(n_ctx, n_seq, unified)
     if not shape.known:
         return KvUnknown(shape.arch, shape.reason, n_ctx_p)
+    if shape.arch in NO_FLASH_ATTN:
+        if type_v not in UNQUANTIZED:
+            return KvUnknown(shape.arch, f"llama.cpp runs {shape.arch} without flash attention and refuses a "
+                                         f"quantized V cache ({type_v})", n_ctx_p)
+        flash_attn = False
     n_seq = max(1, n_seq)
     streams = 1 if unified else n_seq       # llama-kv-cache.cpp l.84: n_stream(unified ? 1 : n_seq_max)
     # llama-memory-recurrent.cpp l.101-103: mem_size = max(1, n_seq_max) rows of f32 R and S per
@@ -388,4 +466,8 @@ def kv_plan(shape: KvShape, n_ctx: int, *, type_k: str = "f16", type_v: str | No
         return KvPlan((cache("kv full", full_l, size), cache("kv swa", swa_l, swa)), n_ctx_p)
     if shape.family == "hybrid":     # llama-memory-hybrid.cpp l.34-65: attention KV + recurrent state
         return KvPlan((cache("kv", list(shape.kv_layers), size), recr), n_ctx_p)
-    return KvPlan((cache("kv", list(shape.kv_layers), size),), n_ctx_p)
+    main = cache("kv", list(shape.kv_layers), size)
+    if shape.indexer_k:     # llama-kv-cache-dsa.cpp l.43-50: one K head of indexer_k per layer, no V (MLA)
+        k = len(shape.kv_layers) * _row(type_k, shape.indexer_k) * size * streams
+        return KvPlan((main, CacheBytes("kv indexer", size, streams, len(shape.kv_layers), k, 0)), n_ctx_p)
+    return KvPlan((main,), n_ctx_p)

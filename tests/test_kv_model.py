@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from ggufrope.build.tiny_model import write_tiny_family, write_tiny_llama
-from ggufrope.kv_model import KvShape, KvUnknown, ctx_cells, kv_plan
+from ggufrope.kv_model import NO_FLASH_ATTN, KvShape, KvUnknown, ctx_cells, kv_plan
 from ggufrope.model_facts import read_model_facts
 
 MIB = 1 << 20
@@ -49,7 +49,33 @@ MODELS = [
     ("rwkv7", "rwkv7", {"n_layer": 6, "head_dim": 64}),
     # gemma3n: K/V only in the first 20 layers, the others reuse them (src/models/gemma3n.cpp l.7)
     ("gemma3n-22-layers", "gemma3n", {"n_layer": 22, "swa": 512}),
+    # standard: one plain cache (each arch's load_arch_hparams: no SWA, recurrent layers, reuse or MLA)
+    ("glm4", "glm4", {"n_layer": 4}),
+    # the MTP block (nextn_predict_layers) is loaded but gets no cells (llama-model.cpp l.2795-2803)
+    ("glm4moe-5-layers-plus-1-nextn", "glm4moe", {"n_layer": 5, "nextn": 1}),
+    ("qwen2vl", "qwen2vl", {"n_layer": 4}),
+    ("qwen3vl-kv-2", "qwen3vl", {"n_layer": 4, "n_head_kv": 2}),
+    ("qwen3vlmoe", "qwen3vlmoe", {"n_layer": 4}),
+    ("ernie4_5", "ernie4_5", {"n_layer": 4}),
+    ("ernie4_5-moe", "ernie4_5-moe", {"n_layer": 4}),
+    ("seed_oss-head-64", "seed_oss", {"n_layer": 4, "head_dim": 64}),
+    ("minimax-m2", "minimax-m2", {"n_layer": 4}),
+    ("olmoe", "olmoe", {"n_layer": 4, "n_head_kv": 2}),
+    ("phimoe", "phimoe", {"n_layer": 4}),
+    ("hunyuan-moe", "hunyuan-moe", {"n_layer": 4}),
+    ("hunyuan-dense", "hunyuan-dense", {"n_layer": 4}),
+    ("dots1", "dots1", {"n_layer": 4, "n_head_kv": 2}),
+    ("grok", "grok", {"n_layer": 4}),
+    ("dbrx", "dbrx", {"n_layer": 4}),
+    ("arcee", "arcee", {"n_layer": 4}),
+    ("apertus", "apertus", {"n_layer": 4}),
+    ("bailingmoe2-4-layers-plus-1-nextn", "bailingmoe2", {"n_layer": 4, "nextn": 1}),
 ]
+# Where `verify` disagrees with llama.cpp because ggufrope's reading (not this file's) is wrong: reported,
+# kept failing here (strict xfail) until the reading is fixed
+NEXTN = ("ModelInfo.n_layer is block_count, llama.cpp's n_layer() leaves out nextn_predict_layers "
+         "(src/llama-hparams.cpp l.348-350)")
+VERIFY_KNOWN = {"glm4moe-5-layers-plus-1-nextn": NEXTN, "bailingmoe2-4-layers-plus-1-nextn": NEXTN}
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
     ("4k-f16", 4096, ["-fa", "on"], {}),
@@ -109,6 +135,9 @@ def test_planner_equals_llama_cpp_allocation(models, cpu_build, mid, case):
         kw["type_v"] = kw["type_k"]
     facts = read_model_facts(models[mid])
     plan = kv_plan(facts.kv, n_ctx, **kw)
+    if facts.arch in NO_FLASH_ATTN and kw.get("type_v", "f16") != "f16":
+        _assert_refused(cpu_build, models[mid], n_ctx, flags, plan)
+        return
     assert plan.known
     log = _llama_log(cpu_build, models[mid], n_ctx, flags)
     lines = KV_LINE.findall(log)
@@ -124,6 +153,16 @@ def test_planner_equals_llama_cpp_allocation(models, cpu_build, mid, case):
         assert (c.cells, c.layers, c.streams) == (int(cells), int(layers), int(streams)), (c, cells, layers, streams)
         assert _close(c.k, float(k)) and _close(c.v, float(v)), (c.name, c.k / MIB, k, c.v / MIB, v)
         assert _close(c.total, float(tot))
+
+
+def _assert_refused(build, model: str, n_ctx: int, flags: list[str], plan) -> None:
+    """grok: llama.cpp turns flash attention off (llama-context.cpp l.3816-3819) and then refuses a
+    quantized V cache; the plan has no number for what will not run."""
+    argv = [build.binaries["llama-completion"], "-m", model, "-p", "a", "-n", "1", "--no-warmup", "-t", "2",
+            "-c", str(n_ctx), *flags]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=180)
+    assert r.returncode != 0 and "quantized V cache requires flash_attn" in r.stderr, r.stderr[-2000:]
+    assert isinstance(plan, KvUnknown) and "quantized V cache" in plan.reason
 
 
 def test_unknown_architecture_gives_no_number():
@@ -348,7 +387,8 @@ def test_rwkv_without_its_head_size_is_unknown():
 @pytest.mark.parametrize("flags", [pytest.param([], id="file"),
                                    pytest.param(["--rope-scaling", "yarn", "--rope-scale", "4", "--ctx", "16384"],
                                                 id="yarn-4x")])
-@pytest.mark.parametrize("mid", [m[0] for m in MODELS])
+@pytest.mark.parametrize("mid", [pytest.param(m[0], marks=pytest.mark.xfail(reason=VERIFY_KNOWN[m[0]], strict=True))
+                                 if m[0] in VERIFY_KNOWN else m[0] for m in MODELS])
 def test_verify_passes_on_every_family(models, cpu_build, mid, flags):
     """Every tiny model of the table, as llama.cpp loads it, agrees with ggufrope's reading on every
     value verify compares, with and without YaRN flags (this found granitehybrid's RoPE switch:

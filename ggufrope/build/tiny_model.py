@@ -451,6 +451,206 @@ def _gemma3n_globals(e: int, n_layer: int, n_vocab: int):
             ("per_layer_model_proj.weight", (256 * n_layer, e)), ("per_layer_proj_norm.weight", (256,))]
 
 
+def _qk_norm(n: int, m: int | None = None):
+    return [("attn_q_norm.weight", (n,)), ("attn_k_norm.weight", (m or n,))]
+
+
+def _qkv_bias(c: _Shape):
+    return [("attn_q.bias", (c.hq,)), ("attn_k.bias", (c.kv,)), ("attn_v.bias", (c.kv,))]
+
+
+def _shexp(e: int, f: int):
+    """An ungated shared expert (gate/up/down shexp)."""
+    return [("ffn_gate_shexp.weight", (f, e)), ("ffn_up_shexp.weight", (f, e)), ("ffn_down_shexp.weight", (e, f))]
+
+
+def _moe_keys(c: _Shape, n_exp: int = 4, f_exp: int = 32, **more) -> dict:
+    keys = {"expert_count": (c.U32, n_exp), "expert_used_count": (c.U32, 2), "expert_feed_forward_length": (c.U32, f_exp)}
+    keys.update({k: (c.U32, v) for k, v in more.items()})
+    return keys
+
+
+def _nextn(e: int):
+    """An MTP (nextn) block's own tensors, after its attention and FFN (glm4-moe.cpp, bailingmoe2.cpp)."""
+    return [("nextn.eh_proj.weight", (e, 2 * e)), ("nextn.enorm.weight", (e,)), ("nextn.hnorm.weight", (e,)),
+            ("nextn.shared_head_norm.weight", (e,))]
+
+
+def _glm4(c: _Shape):
+    # src/models/glm4.cpp load_arch_tensors: Q/K/V biases, post-attention and post-FFN norms, gate+up fused
+    # in ffn_up (2 n_ff rows); GLM rotates half of each head (rope.dimension_count)
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim // 2)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + _qkv_bias(c) + [
+        ("post_attention_norm.weight", (e,)), ("ffn_norm.weight", (e,)), ("ffn_up.weight", (2 * c.f, e)),
+        ("ffn_down.weight", (e, c.f)), ("post_ffw_norm.weight", (e,))]
+    return "glm4", keys, lt, False
+
+
+def _glm4moe(c: _Shape):
+    # src/models/glm4-moe.cpp load_arch_tensors: leading_dense_block_count dense layers, then routed
+    # experts (sigmoid router with exp_probs_b) and a shared expert; post_attention_norm is the FFN's
+    # input norm. nextn_predict_layers MTP blocks follow the trunk (block_count counts them): attention,
+    # experts and nextn.* tensors, loaded (skipped) by llama.cpp and given no KV cells
+    U32, e, nextn = c.U32, c.e, c.d.get("nextn", 1)
+    n_all = c.n_layer + nextn
+    keys = {**c.base, "block_count": (U32, n_all), "nextn_predict_layers": (U32, nextn),
+            "rope.dimension_count": (U32, c.head_dim // 2),
+            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    attn = _attn(e, c.hq, c.kv, c.kv) + _qkv_bias(c) + [("post_attention_norm.weight", (e,))]
+    moe = _moe(e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(e, 32)
+    per_layer = [attn + (_ffn(e, c.f, norm=False) if il == 0 else moe) + (_nextn(e) if il >= c.n_layer else [])
+                 for il in range(n_all)]
+    return "glm4moe", keys, per_layer, False
+
+
+def _qwen_vl(c: _Shape):
+    # src/models/qwen2vl.cpp, qwen3vl.cpp, qwen3vlmoe.cpp load_arch_tensors (text only): M-RoPE with
+    # rope.dimension_sections (required; pairs summing to n_rot/2); qwen2vl has Q/K/V biases, qwen3vl(moe)
+    # Q/K norms, qwen3vlmoe routed experts without a shared one
+    U32, e, hd = c.U32, c.e, c.head_dim
+    keys = {**c.base, "rope.dimension_count": (U32, hd),
+            "rope.dimension_sections": (c.ARRAY, [hd // 4 - 2, hd // 8 + 1, hd // 8 + 1, 0])}
+    lt = _attn(e, c.hq, c.kv, c.kv) + (_qkv_bias(c) if c.family == "qwen2vl" else _qk_norm(hd))
+    if c.family == "qwen3vlmoe":
+        keys.update(_moe_keys(c))
+        return c.family, keys, lt + [("ffn_norm.weight", (e,))] + _moe(e, 4, 32), False
+    return c.family, keys, lt + _ffn(e, c.f), False
+
+
+def _ernie4_5(c: _Shape):
+    # src/models/ernie4-5.cpp load_arch_tensors; ernie4_5-moe (same loader): layers from
+    # leading_dense_block_count on are MoE (every interleave_moe_layer_step-th: 1 here) with a shared expert
+    U32, e = c.U32, c.e
+    keys = {**c.base, "rope.dimension_count": (U32, c.head_dim)}
+    if c.family == "ernie4_5":
+        return "ernie4_5", keys, _attn(e, c.hq, c.kv, c.kv) + _ffn(e, c.f), False
+    keys.update(_moe_keys(c, leading_dense_block_count=1, interleave_moe_layer_step=1,
+                          expert_shared_feed_forward_length=32))
+    moe = [("ffn_norm.weight", (e,))] + _moe(e, 4, 32) + _shexp(e, 32)
+    return "ernie4_5-moe", keys, [_attn(e, c.hq, c.kv, c.kv) + (_ffn(e, c.f) if il == 0 else moe)
+                                  for il in range(c.n_layer)], False
+
+
+def _seed_oss(c: _Shape):
+    # src/models/seed-oss.cpp load_arch_tensors: the FFN's input norm is post_attention_norm
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("post_attention_norm.weight", (e,))] + _ffn(e, c.f, norm=False)
+    return "seed_oss", keys, lt, False
+
+
+def _minimax_m2(c: _Shape):
+    # src/models/minimax-m2.cpp load_arch_tensors: Q/K norms over all heads, experts of feed_forward_length
+    # with exp_probs_b (sigmoid router); MiniMax-M2 rotates half of each head
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim // 2), **_moe_keys(c, expert_gating_func=2)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + _qk_norm(c.hq, c.kv) + [("ffn_norm.weight", (e,))] + _moe(e, 4, c.f) \
+        + [("exp_probs_b.bias", (4,))]
+    return "minimax-m2", keys, lt, False
+
+
+def _olmoe(c: _Shape):
+    # src/models/olmoe.cpp load_arch_tensors: Q/K norms over n_embd (so n_head_kv = n_head), experts of
+    # feed_forward_length
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), **_moe_keys(c)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + _qk_norm(e) + [("ffn_norm.weight", (e,))] + _moe(e, 4, c.f)
+    return "olmoe", keys, lt, False
+
+
+def _phimoe(c: _Shape):
+    # src/models/phimoe.cpp load_arch_tensors: biased layer norms and output, experts of feed_forward_length
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), **_moe_keys(c)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("attn_norm.bias", (e,)), ("attn_output.bias", (e,)),
+                                       ("ffn_norm.weight", (e,)), ("ffn_norm.bias", (e,))] + _moe(e, 4, c.f)
+    return "phimoe", keys, lt, False, [("output_norm.bias", (e,)), ("output.bias", (285,))]
+
+
+def _hunyuan(c: _Shape):
+    # src/models/hunyuan-moe.cpp load_arch_tensors: Q/K norms, experts of feed_forward_length and a shared
+    # expert as wide; hunyuan-dense (hunyuan-vl.cpp's loader): the same attention, a dense FFN
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + _qk_norm(c.head_dim)
+    if c.family == "hunyuan-dense":
+        return "hunyuan-dense", keys, lt + _ffn(e, c.f), False
+    keys.update(_moe_keys(c))
+    return "hunyuan-moe", keys, lt + [("ffn_norm.weight", (e,))] + _moe(e, 4, c.f) + _shexp(e, c.f), False
+
+
+def _dots1(c: _Shape):
+    # src/models/dots1.cpp load_arch_tensors: K and V as wide as Q (n_head_kv = n_head), Q/K norms,
+    # leading_dense_block_count dense layers, then experts with expert_shared_count shared ones; the graph
+    # aborts without expert_gating_func (llama-graph.cpp l.2072), which the converter writes (sigmoid)
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim),
+            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    moe = [("ffn_norm.weight", (e,))] + _moe(e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(e, 32)
+    return "dots1", keys, [_attn(e, c.hq, c.kv, c.kv) + _qk_norm(c.head_dim) + (_ffn(e, c.f) if il == 0 else moe)
+                           for il in range(c.n_layer)], False
+
+
+def _grok(c: _Shape):
+    # src/models/grok.cpp load_arch_tensors: attention output norm, experts (GELU) and a post-FFN norm
+    # (layer_output_norm); the dense FFN beside the experts is optional (Grok-1 has none)
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), **_moe_keys(c)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("attn_output_norm.weight", (e,)), ("ffn_norm.weight", (e,))] \
+        + _moe(e, 4, 32) + [("layer_output_norm.weight", (e,))]
+    return "grok", keys, lt, False
+
+
+def _dbrx(c: _Shape):
+    # src/models/dbrx.cpp load_arch_tensors: fused QKV, attention output norm (LayerNorm: layer_norm_epsilon
+    # and clamp_kqv are required keys), experts of feed_forward_length and no FFN norm
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), "attention.layer_norm_epsilon": (c.F32, 1e-5),
+            "attention.clamp_kqv": (c.F32, 8.0), **_moe_keys(c)}
+    lt = [("attn_norm.weight", (e,)), ("attn_qkv.weight", (c.hq + 2 * c.kv, e)), ("attn_output.weight", (e, c.hq)),
+          ("attn_output_norm.weight", (e,))] + _moe(e, 4, c.f)
+    return "dbrx", keys, lt, False
+
+
+def _arcee(c: _Shape):
+    # src/models/arcee.cpp load_arch_tensors: llama attention, an ungated FFN (ReLU^2: up and down only)
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim)}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("ffn_norm.weight", (e,)), ("ffn_up.weight", (c.f, e)),
+                                       ("ffn_down.weight", (e, c.f))]
+    return "arcee", keys, lt, False
+
+
+def _apertus(c: _Shape):
+    # src/models/apertus.cpp load_arch_tensors: Q/K norms, an ungated xIELU FFN whose xielu.* constants
+    # (keys without the arch prefix) are required
+    e = c.e
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim),
+            **{f"xielu.{k}": (c.F32, v) for k, v in (("alpha_n", 0.8), ("alpha_p", 0.8), ("beta", 0.5),
+                                                      ("eps", -1e-6))}}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("ffn_norm.weight", (e,)), ("ffn_up.weight", (c.f, e)),
+                                       ("ffn_down.weight", (e, c.f))] + _qk_norm(c.head_dim)
+    return "apertus", keys, lt, False
+
+
+def _bailingmoe2(c: _Shape):
+    # src/models/bailingmoe2.cpp load_arch_tensors: fused QKV, Q/K norms, a dense first layer, then experts
+    # with a shared one; nextn_predict_layers MTP blocks (always skipped: TENSOR_SKIP) add nextn.* and
+    # layer_output_norm; Ling 2.0 rotates half of each head
+    U32, e, nextn = c.U32, c.e, c.d.get("nextn", 1)
+    n_all = c.n_layer + nextn
+    keys = {**c.base, "block_count": (U32, n_all), "nextn_predict_layers": (U32, nextn),
+            "rope.dimension_count": (U32, c.head_dim // 2),
+            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    attn = [("attn_norm.weight", (e,)), ("attn_qkv.weight", (c.hq + 2 * c.kv, e)),
+            ("attn_output.weight", (e, c.hq))] + _qk_norm(c.head_dim) + [("ffn_norm.weight", (e,))]
+    moe = _moe(e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(e, 32)
+    mtp = _nextn(e) + [("layer_output_norm.weight", (e,))]
+    return "bailingmoe2", keys, [attn + (_ffn(e, c.f, norm=False) if il == 0 else moe)
+                                 + (mtp if il >= c.n_layer else []) for il in range(n_all)], False
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
@@ -459,7 +659,11 @@ _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2
              "nemotron_h_moe": _nemotron_h, "phi3": _phi3, "exaone4": _exaone4,
              "lfm2": _lfm2, "lfm2moe": _lfm2,
              "rwkv7": _rwkv7, "rwkv6": _rwkv6,
-             "gemma3n": _gemma3n}
+             "gemma3n": _gemma3n, "glm4": _glm4, "glm4moe": _glm4moe, "qwen2vl": _qwen_vl, "qwen3vl": _qwen_vl,
+             "qwen3vlmoe": _qwen_vl, "ernie4_5": _ernie4_5, "ernie4_5-moe": _ernie4_5, "seed_oss": _seed_oss,
+             "minimax-m2": _minimax_m2, "olmoe": _olmoe, "phimoe": _phimoe, "hunyuan-moe": _hunyuan,
+             "hunyuan-dense": _hunyuan, "dots1": _dots1, "grok": _grok, "dbrx": _dbrx, "arcee": _arcee,
+             "apertus": _apertus, "bailingmoe2": _bailingmoe2}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -471,7 +675,9 @@ def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int |
 
 FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek2-kv", "mamba", "jamba",
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
-            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6", "gemma3n")
+            "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6", "gemma3n", "glm4", "glm4moe",
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "ernie4_5", "ernie4_5-moe", "seed_oss", "minimax-m2", "olmoe",
+            "phimoe", "hunyuan-moe", "hunyuan-dense", "dots1", "grok", "dbrx", "arcee", "apertus", "bailingmoe2")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
@@ -479,14 +685,14 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
     """A tiny random-weight model of one architecture family (FAMILIES) that llama.cpp loads."""
     import gguf
     rng = np.random.default_rng(seed)
-    arch, keys, layer_tensors, tied = _family(family, n_layer, n_head_kv, head_dim, swa, d)
+    arch, keys, layer_tensors, tied, *model_tensors = _family(family, n_layer, n_head_kv, head_dim, swa, d)
     e = 2 * head_dim
     n_vocab = 285
     w = gguf.GGUFWriter(path, arch)
     if name is not None:
         w.add_name(name)
-    for k, (vt, v) in keys.items():
-        w.add_key_value(f"{arch}.{k}", v, vt)
+    for k, (vt, v) in keys.items():    # xielu.* are the only keys without the arch prefix (llama-arch.cpp)
+        w.add_key_value(k if k.startswith("xielu.") else f"{arch}.{k}", v, vt)
     for k, v in d.get("extra", {}).items():
         w.add_key_value(k, v[1], v[0])
     w.add_file_type(0)
@@ -499,8 +705,10 @@ def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: in
         tensors += _gemma3n_globals(e, n_layer, n_vocab)
     if not tied:
         tensors.append(("output.weight", (n_vocab, e)))
-    for i in range(n_layer):   # one list for every layer, or one list per layer (hybrids)
-        lt = layer_tensors[i] if isinstance(layer_tensors[0], list) else layer_tensors
+    tensors += model_tensors[0] if model_tensors else []     # a family's own model-level tensors
+    per_layer = isinstance(layer_tensors[0], list)
+    for i in range(len(layer_tensors) if per_layer else n_layer):   # per-layer lists may add MTP blocks
+        lt = layer_tensors[i] if per_layer else layer_tensors
         tensors += [(f"blk.{i}.{n}", s) for n, s in lt]
     for n, s in tensors:
         w.add_tensor(n, (rng.standard_normal(s) * 0.02).astype(np.float32))
