@@ -36,7 +36,7 @@ STANDARD = frozenset({
     # l.2795-2803 filters il < n_layer()), which _common's n_layer already leaves out
     "glm4", "glm4moe", "qwen2vl", "qwen3vl", "qwen3vlmoe", "ernie4_5", "ernie4_5-moe", "seed_oss",
     "minimax-m2", "olmoe", "phimoe", "hunyuan-moe", "hunyuan-dense", "dots1", "grok", "dbrx", "arcee",
-    "apertus", "bailingmoe2",
+    "apertus", "bailingmoe2", "graniteswitch",
 })
 # graniteswitch (src/models/granite-switch.cpp l.57-71): one more attention layer after the last, for the
 # adapter router, with 1 K/V head of the model's head size; it is not an MTP layer (router_layer >= 0), so
@@ -56,7 +56,9 @@ ROUTER_LAYER = frozenset({"graniteswitch"})
 # pattern 4 dense first; SWA layers: trained base and scale.
 # granite-swa.cpp l.16-19 and gemma4.cpp l.5-6, l.16: sliding_window and a per-layer pattern array required.
 ISWA: dict[str, tuple[int, int]] = {"gemma2": (4096, 2), "gemma3": (0, 6), "cohere2": (0, 4), "gpt-oss": (0, 2),
-                                    "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4), "gemma3n": (0, 5)}
+                                    "olmo2": (0, 4), "llama4": (8192, 4), "exaone4": (4096, 4), "gemma3n": (0, 5),
+                                    "cohere2moe": (0, 4), "smallthinker": (4096, 4), "granite_swa": (0, 0),
+                                    "gemma4": (0, 0)}
 SWA_OPTIONAL = frozenset({"gemma3", "olmo2", "smallthinker"})   # plain KV cache without a sliding_window > 0
 FIXED_WINDOW = frozenset({"smallthinker"})     # any sliding_window > 0 reads as the default window
 # set_swa_pattern(n, dense_first = true) (llama-hparams.cpp l.8-12): layer il is SWA when il % n != 0
@@ -71,7 +73,7 @@ KV_FROM_START: dict[str, int] = {"gemma3n": 20}
 # mistral4 is deepseek2's loader (models.h l.1399-1401). deepseek32 (DSA) must be MLA (deepseek32.cpp
 # l.60-62) and adds a K-only "lightning indexer" cache of one attention.indexer.key_length head per
 # layer, n_ctx cells like the MLA cache (create_memory l.2398-2450, llama-kv-cache-dsa.cpp l.31-50)
-MLA = frozenset({"deepseek2"})
+MLA = frozenset({"deepseek2", "mistral4", "deepseek32"})
 MLA_REQUIRED = frozenset({"deepseek32"})
 # Pure recurrent (llm_arch_is_recurrent -> llama_memory_recurrent, src/llama-arch.cpp l.1071-1083):
 # Mamba-style state, or RWKV's token shift and wkv state.

@@ -70,12 +70,28 @@ MODELS = [
     ("arcee", "arcee", {"n_layer": 4}),
     ("apertus", "apertus", {"n_layer": 4}),
     ("bailingmoe2-4-layers-plus-1-nextn", "bailingmoe2", {"n_layer": 4, "nextn": 1}),
+    # graniteswitch: llama.cpp adds the adapter router's attention layer (1 KV head) after the last
+    ("graniteswitch-4-layers-plus-router", "graniteswitch", {"n_layer": 4, "n_head_kv": 2}),
+    # MLA (deepseek2's loader); deepseek32 adds the DSA indexer's K-only cache (64 wide, MLA K is 96)
+    ("mistral4-mla", "mistral4", {"n_layer": 4, "head_dim": 64}),
+    ("deepseek32-mla-indexer-64", "deepseek32", {"n_layer": 4, "head_dim": 64}),
+    # iSWA: cohere2moe and smallthinker slide on all but every 4th layer from layer 0 (dense first);
+    # smallthinker reads any window as 4096 and none as one plain cache
+    ("cohere2moe-window-512", "cohere2moe", {"swa": 512}),
+    ("smallthinker-window-512-read-as-4096", "smallthinker", {"swa": 512}),
+    ("smallthinker-no-window", "smallthinker", {"n_layer": 4, "swa": None}),
+    ("granite_swa-array-window-512", "granite_swa", {"swa": 512}),
+    # gemma4: SWA head 32, full head 64; the last 5 of 10 layers reuse layer 3 (SWA) / 4 (full)
+    ("gemma4-10-layers-5-shared", "gemma4", {"n_layer": 10, "swa": 512, "shared_kv_layers": 5}),
 ]
 # Where `verify` disagrees with llama.cpp because ggufrope's reading (not this file's) is wrong: reported,
 # kept failing here (strict xfail) until the reading is fixed
 NEXTN = ("ModelInfo.n_layer is block_count, llama.cpp's n_layer() leaves out nextn_predict_layers "
          "(src/llama-hparams.cpp l.348-350)")
-VERIFY_KNOWN = {"glm4moe-5-layers-plus-1-nextn": NEXTN, "bailingmoe2-4-layers-plus-1-nextn": NEXTN}
+VERIFY_KNOWN = {"glm4moe-5-layers-plus-1-nextn": NEXTN, "bailingmoe2-4-layers-plus-1-nextn": NEXTN,
+                "gemma4-10-layers-5-shared": "verify holds key_length/value_length against llama.cpp's "
+                "n_embd_head_k(0)/n_embd_head_v(0), which are layer 0's: an SWA layer's key_length_swa on "
+                "gemma4 (src/llama-hparams.cpp l.140-154)"}
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
     ("4k-f16", 4096, ["-fa", "on"], {}),
@@ -294,6 +310,11 @@ VERIFY_MODELS = [
                              "exaone4.rope.scaling.type": "str:linear"}, id="exaone4-64-base-swa-scaled"),
     pytest.param("deepseek2-mla", {}, id="deepseek2-mla"),
     pytest.param("deepseek2-kv", {}, id="deepseek2-kv"),
+    pytest.param("smallthinker", {"smallthinker.rope.freq_base_swa": "f32:20000", "smallthinker.rope.scaling.factor":
+                                  "f32:2", "smallthinker.rope.scaling.type": "str:linear"},
+                 id="smallthinker-base-swa-scaled"),
+    pytest.param("cohere2moe", {"cohere2moe.rope.freq_base_swa": "f32:20000", "cohere2moe.rope.scaling.factor":
+                                "f32:2", "cohere2moe.rope.scaling.type": "str:linear"}, id="cohere2moe-base-swa-scaled"),
 ]
 
 
@@ -316,7 +337,8 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
     rep = json.loads(r.stdout)
     assert rep["ok"], [row for row in rep["rows"] if not row["ok"]]
     whats = {row["what"] for row in rep["rows"]}
-    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4", "exaone4", "gemma3n"):
+    if family in ("gemma2", "gemma3", "cohere2", "gpt-oss", "llama4", "exaone4", "gemma3n", "smallthinker",
+                  "cohere2moe"):
         assert "SWA layers' freq_base" in whats and "SWA layers' freq_scale" in whats
         k = read_model_facts(m).kv
         if "rope.freq_base_swa" in str(keys):
@@ -327,6 +349,8 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
             assert (k.freq_base_swa, k.freq_scale_swa, k.n_swa) == (500000.0, 0.125, 8192)
         if family == "exaone4":
             assert (k.freq_base_swa, k.freq_scale_swa, len(k.swa_layers)) == (20000.0, 0.5, 48)
+        if family in ("smallthinker", "cohere2moe"):     # the trained scale, freq_base_swa's base
+            assert (k.freq_base_swa, k.freq_scale_swa, k.full_layers) == (20000.0, 0.5, (0, 4))
 
 
 def test_inspect_hybrid_lists_attention_cache_and_state(tmp_path):
@@ -371,6 +395,26 @@ def test_lfm2_with_a_sliding_window_is_unknown():
     del meta["lfm2.attention.sliding_window"]
     k = KvShape.from_metadata(meta, "lfm2")
     assert (k.family, k.kv_layers, k.n_embd_r, k.n_embd_s) == ("hybrid", (2, 5), 128, 0)
+
+
+@pytest.mark.parametrize("arch,keys,why", [
+    pytest.param("gemma4", {"attention.sliding_window": 512, "attention.sliding_window_pattern": 5},
+                 "pattern array", id="gemma4-integer-pattern"),
+    pytest.param("granite_swa", {"attention.sliding_window": 512}, "pattern array", id="granite_swa-no-pattern"),
+    pytest.param("cohere2moe", {}, "without attention.sliding_window", id="cohere2moe-no-window"),
+    pytest.param("gemma2", {"attention.sliding_window_pattern": 1}, "no sliding-window layer", id="gemma2-pattern-1"),
+    pytest.param("deepseek32", {"attention.indexer.key_length": 64}, "MLA keys", id="deepseek32-without-mla"),
+    pytest.param("deepseek32", {"attention.key_length_mla": 64, "attention.value_length_mla": 32},
+                 "indexer.key_length", id="deepseek32-without-indexer"),
+])
+def test_files_llama_cpp_will_not_run_have_no_number(arch, keys, why):
+    """Required keys llama.cpp reads without a default (gemma4.cpp l.6, granite-swa.cpp l.17,
+    cohere2moe.cpp l.13, deepseek32.cpp l.27-28: no model), deepseek32 without MLA (deepseek32.cpp
+    l.60-62) and an iSWA file with no SWA layer (llama-model.cpp l.2807: GGML_ASSERT) give no plan."""
+    meta = {f"{arch}.{k}": v for k, v in {"block_count": 6, "embedding_length": 64, "attention.head_count": 2,
+                                          **keys}.items()}
+    shape = KvShape.from_metadata(meta, arch)
+    assert isinstance(kv_plan(shape, 4096), KvUnknown) and why in shape.reason, shape.reason
 
 
 def test_rwkv_without_its_head_size_is_unknown():

@@ -137,7 +137,7 @@ def _deepseek2(c: _Shape):
     lt = [("attn_norm.weight", (e,)), ("attn_q_a_norm.weight", (qrank,)), ("attn_kv_a_norm.weight", (rank,)),
           ("attn_q_a.weight", (qrank, e)), ("attn_q_b.weight", (2 * head_dim, qrank)),
           ("attn_kv_a_mqa.weight", (rank + rope, e)), ("attn_output.weight", (e, 2 * vdim))] + _ffn(e, c.f)
-    if c.family == "deepseek2-mla":
+    if c.family != "deepseek2-kv":     # deepseek2-mla; mistral4 is deepseek2's loader (models.h l.1399)
         # as convert_hf_to_gguf writes MLA: one K "head" of kv_lora_rank + rope, V = the latent
         keys.update({"attention.head_count_kv": (U32, 1), "attention.key_length": (U32, rank + rope),
                      "attention.value_length": (U32, rank), "attention.key_length_mla": (U32, head_dim),
@@ -147,7 +147,21 @@ def _deepseek2(c: _Shape):
         keys.update({"attention.head_count_kv": (U32, 2), "attention.key_length": (U32, head_dim),
                      "attention.value_length": (U32, vdim)})
         lt += [("attn_kv_b.weight", (2 * (nope + vdim), rank))]
-    return "deepseek2", keys, lt, False
+    if c.family == "deepseek32":
+        return _dsa(c, keys, lt, qrank)
+    return {"mistral4": "mistral4"}.get(c.family, "deepseek2"), keys, lt, False
+
+
+def _dsa(c: _Shape, keys: dict, lt: list, qrank: int):
+    """deepseek32 (src/models/deepseek32.cpp load_arch_tensors): deepseek2's MLA layers plus a lightning
+    indexer per layer (indexer.*: K norm with bias, head weights, K and Q projections); the indexer keys
+    and expert_gating_func are required"""
+    U32, e, n_idx, idx = c.U32, c.e, 2, c.d.get("indexer_dim", 64)
+    keys = {**keys, "attention.indexer.head_count": (U32, n_idx), "attention.indexer.key_length": (U32, idx),
+            "attention.indexer.top_k": (U32, 8), "expert_gating_func": (U32, 2)}
+    lt = lt + [("indexer.k_norm.weight", (idx,)), ("indexer.k_norm.bias", (idx,)), ("indexer.proj.weight", (n_idx, e)),
+               ("indexer.attn_k.weight", (idx, e)), ("indexer.attn_q_b.weight", (n_idx * idx, qrank))]
+    return "deepseek32", keys, lt, False
 
 
 def _gpt_oss(c: _Shape):
@@ -651,6 +665,85 @@ def _bailingmoe2(c: _Shape):
                                  + (mtp if il >= c.n_layer else []) for il in range(n_all)], False
 
 
+def _cohere2moe(c: _Shape):
+    # src/models/cohere2moe.cpp load_arch_tensors: cohere2's parallel block (no FFN norm), the first
+    # leading_dense_block_count layers dense, then experts (sigmoid router by default); sliding_window and
+    # leading_dense_block_count are required
+    U32, e = c.U32, c.e
+    keys = {**c.base, "attention.sliding_window": (U32, c.swa), "logit_scale": (c.F32, 1.0),
+            "attention.layer_norm_epsilon": (c.F32, 1e-5), "rope.dimension_count": (U32, c.head_dim),
+            **_moe_keys(c, leading_dense_block_count=1)}
+    return "cohere2moe", keys, [_attn(e, c.hq, c.kv, c.kv) + (_ffn(e, c.f, norm=False) if il == 0 else _moe(e, 4, 32))
+                                for il in range(c.n_layer)], False
+
+
+def _smallthinker(c: _Shape):
+    # src/models/smallthinker.cpp load_arch_tensors: llama attention, experts only (softmax router);
+    # a sliding_window > 0 makes it iSWA with a 4096 window (load_arch_hparams)
+    keys = {**c.base, "rope.dimension_count": (c.U32, c.head_dim), **_moe_keys(c, expert_gating_func=1)}
+    if c.swa is not None:
+        keys["attention.sliding_window"] = (c.U32, c.swa)
+    return "smallthinker", keys, _attn(c.e, c.hq, c.kv, c.kv) + [("ffn_norm.weight", (c.e,))] + _moe(c.e, 4, 32), False
+
+
+def _swa_array(c: _Shape, default: list[bool]) -> list[bool]:
+    pat = c.d.get("pattern", default)
+    return [bool(pat[il % len(pat)]) for il in range(c.n_layer)]
+
+
+def _granite_swa(c: _Shape):
+    # src/models/granite-swa.cpp load_arch_tensors: attention sinks, a dense FFN (no experts);
+    # sliding_window, a per-layer sliding_window_pattern array and logit_scale are required
+    U32, e = c.U32, c.e
+    keys = {**c.base, "rope.dimension_count": (U32, c.head_dim), "logit_scale": (c.F32, 1.0),
+            "attention.sliding_window": (U32, c.swa),
+            "attention.sliding_window_pattern": (c.ARRAY, _swa_array(c, [True, True, True, False]))}
+    lt = _attn(e, c.hq, c.kv, c.kv) + [("attn_sinks.weight", (2,))] + _ffn(e, c.f)
+    return "granite_swa", keys, lt, True
+
+
+def _gemma4(c: _Shape):
+    # src/models/gemma4.cpp: a per-layer sliding_window_pattern array (required); full layers have their
+    # own head size (key_length) and proportional RoPE (the model-level rope_freqs), SWA layers
+    # key_length_swa and rope.dimension_count_swa; the last attention.shared_kv_layers layers have no K/V
+    # and reuse the last SWA / full layer that has them; no per-layer embeddings (length 0)
+    U32, e, hd = c.U32, c.e, c.head_dim
+    full, shared = 2 * hd, c.d.get("shared_kv_layers", 0)
+    swa = _swa_array(c, [True] * 4 + [False])
+    keys = {**c.base, "attention.key_length": (U32, full), "attention.value_length": (U32, full),
+            "attention.key_length_swa": (U32, hd), "attention.value_length_swa": (U32, hd),
+            "rope.dimension_count": (U32, full), "rope.dimension_count_swa": (U32, hd),
+            "attention.sliding_window": (U32, c.swa), "attention.sliding_window_pattern": (c.ARRAY, swa),
+            "attention.shared_kv_layers": (U32, shared), "embedding_length_per_layer_input": (U32, 0)}
+
+    def layer(il: int):
+        h = hd if swa[il] else full
+        kv = [("attn_k.weight", (c.n_head_kv * h, e)), ("attn_v.weight", (c.n_head_kv * h, e)),
+              ("attn_k_norm.weight", (h,))] if il < c.n_layer - shared else []
+        return [("attn_norm.weight", (e,)), ("attn_q.weight", (2 * h, e)), ("attn_output.weight", (e, 2 * h)),
+                ("attn_q_norm.weight", (h,)), ("post_attention_norm.weight", (e,))] + kv + _ffn(e, c.f) \
+            + [("post_ffw_norm.weight", (e,))]
+    return "gemma4", keys, [layer(il) for il in range(c.n_layer)], True, [("rope_freqs.weight", (full // 2,))]
+
+
+def _graniteswitch(c: _Shape):
+    # src/models/granite-switch.cpp load_arch_tensors: fused QKV, a dense FFN, and per layer stacked LoRA
+    # deltas (lora_a/lora_b) for every projection, one slot per adapter plus the base; the adapter keys
+    # are required. llama.cpp adds the router's attention layer after the last (no tensors of its own)
+    U32, e, f, q, kv = c.U32, c.e, c.f, c.hq, c.kv
+    slots, rank = 2, 4
+    keys = {**c.base, "rope.dimension_count": (U32, c.head_dim), "logit_scale": (c.F32, 1.0),
+            "adapters.count": (U32, slots - 1), "adapters.lora_rank": (U32, rank),
+            "adapters.token_ids_activate": (c.ARRAY, [40]), "adapters.token_ids_substitute": (c.ARRAY, [41])}
+
+    def lora(name: str, n_in: int, n_out: int):
+        return [(f"{name}.lora_a", (slots, rank, n_in)), (f"{name}.lora_b", (slots, n_out, rank))]
+    lt = [("attn_norm.weight", (e,)), ("attn_qkv.weight", (q + 2 * kv, e)), ("attn_output.weight", (e, q))] \
+        + _ffn(e, f) + lora("attn_q", e, q) + lora("attn_k", e, kv) + lora("attn_v", e, kv) \
+        + lora("attn_output", q, e) + lora("ffn_gate", e, f) + lora("ffn_up", e, f) + lora("ffn_down", f, e)
+    return "graniteswitch", keys, lt, True
+
+
 _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2-mla": _deepseek2,
              "deepseek2-kv": _deepseek2, "gpt-oss": _gpt_oss, "jamba": _jamba, "mamba": _mamba,
              "qwen3next": _qwen3next, "qwen35": _qwen3next,
@@ -663,7 +756,9 @@ _BUILDERS = {"gemma2": _gemma, "gemma3": _gemma, "cohere2": _cohere2, "deepseek2
              "qwen3vlmoe": _qwen_vl, "ernie4_5": _ernie4_5, "ernie4_5-moe": _ernie4_5, "seed_oss": _seed_oss,
              "minimax-m2": _minimax_m2, "olmoe": _olmoe, "phimoe": _phimoe, "hunyuan-moe": _hunyuan,
              "hunyuan-dense": _hunyuan, "dots1": _dots1, "grok": _grok, "dbrx": _dbrx, "arcee": _arcee,
-             "apertus": _apertus, "bailingmoe2": _bailingmoe2}
+             "apertus": _apertus, "bailingmoe2": _bailingmoe2, "mistral4": _deepseek2, "deepseek32": _deepseek2,
+             "cohere2moe": _cohere2moe, "smallthinker": _smallthinker, "granite_swa": _granite_swa,
+             "gemma4": _gemma4, "graniteswitch": _graniteswitch}
 
 
 def _family(family: str, n_layer: int, n_head_kv: int, head_dim: int, swa: int | None, d: dict):
@@ -677,7 +772,8 @@ FAMILIES = ("gemma2", "gemma3", "cohere2", "gpt-oss", "deepseek2-mla", "deepseek
             "qwen3next", "qwen35", "qwen35moe", "llama4", "granitehybrid", "nemotron_h", "falcon-h1",
             "nemotron_h_moe", "phi3", "exaone4", "lfm2", "lfm2moe", "rwkv7", "rwkv6", "gemma3n", "glm4", "glm4moe",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "ernie4_5", "ernie4_5-moe", "seed_oss", "minimax-m2", "olmoe",
-            "phimoe", "hunyuan-moe", "hunyuan-dense", "dots1", "grok", "dbrx", "arcee", "apertus", "bailingmoe2")
+            "phimoe", "hunyuan-moe", "hunyuan-dense", "dots1", "grok", "dbrx", "arcee", "apertus", "bailingmoe2",
+            "mistral4", "deepseek32", "cohere2moe", "smallthinker", "granite_swa", "gemma4", "graniteswitch")
 
 
 def write_tiny_family(path: str, family: str, *, n_layer: int = 6, n_head_kv: int = 1, head_dim: int = 32,
