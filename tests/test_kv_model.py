@@ -315,6 +315,14 @@ VERIFY_MODELS = [
                  id="smallthinker-base-swa-scaled"),
     pytest.param("cohere2moe", {"cohere2moe.rope.freq_base_swa": "f32:20000", "cohere2moe.rope.scaling.factor":
                                 "f32:2", "cohere2moe.rope.scaling.type": "str:linear"}, id="cohere2moe-base-swa-scaled"),
+    # ggufrope's readings that verify shows to be wrong (reported, not fixed here: strict xfail)
+    pytest.param("hunyuan-dense", {"hunyuan-dense.rope.scaling.alpha": "f32:1000"}, id="hunyuan-dense-rope-alpha",
+                 marks=pytest.mark.xfail(strict=True, reason="llama.cpp raises freq_base to base x alpha^(d/(d-2)) "
+                                         "(src/models/hunyuan-vl.cpp l.5-10); ggufrope expects the file's base")),
+    pytest.param("mistral4", {"mistral4.rope.scaling.yarn_log_multiplier": "f32:0.1"}, id="mistral4-yarn-log-mul",
+                 marks=pytest.mark.xfail(strict=True, reason="mistral4 reads yarn_log_multiplier with deepseek2's "
+                                         "loader (models.h l.1399-1401, deepseek2.cpp: stored 0.1 m, read m); "
+                                         "settings/keys.py and verify.py leave mistral4 out")),
 ]
 
 
@@ -331,7 +339,7 @@ def test_verify_per_layer_type_values_agree_with_llama_cpp(tmp_path, cpu_build, 
     types = {"f32": gguf.GGUFValueType.FLOAT32, "str": gguf.GGUFValueType.STRING}
     extra = {k: (types[v.split(":")[0]], float(v.split(":")[1]) if v.startswith("f32") else v.split(":")[1])
              for k, v in keys.items()}
-    m = write_tiny_family(str(tmp_path / "m.gguf"), family, head_dim=64 if family.startswith("deepseek") else 32,
+    m = write_tiny_family(str(tmp_path / "m.gguf"), family, head_dim=64 if family.startswith(("deepseek", "mistral4")) else 32,
                           extra=extra, n_layer={"exaone4": 64, "gemma3n": 22}.get(family, 6))
     r = run_cli("verify", m, "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})
     rep = json.loads(r.stdout)
