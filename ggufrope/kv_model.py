@@ -283,6 +283,8 @@ def _iswa(g, arch: str, n_layer: int) -> dict[str, Any]:
     kv_n = KV_FROM_START.get(arch)
     if arch == "gemma4":
         kv_n = n_layer - _int(g("attention.shared_kv_layers"))
+    if kv_n is not None and kv_n < 2:     # llama-model.cpp l.2782: GGML_ASSERT(n_layer_kv_from_start >= 2)
+        return dict(family="unknown", reason=f"{arch} with fewer than 2 layers holding K/V (llama.cpp aborts)")
     kv = {"is_attn": tuple(il < kv_n for il in range(n_layer))} if kv_n is not None else {}
     return dict(is_swa=swa, family="iswa", reason="", n_swa=n_swa, swa_pattern=desc,
                 freq_base_swa=fb, freq_scale_swa=fs, freq_base_swa_source=src, **kv)

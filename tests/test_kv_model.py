@@ -411,6 +411,8 @@ def test_lfm2_with_a_sliding_window_is_unknown():
     pytest.param("granite_swa", {"attention.sliding_window": 512}, "pattern array", id="granite_swa-no-pattern"),
     pytest.param("cohere2moe", {}, "without attention.sliding_window", id="cohere2moe-no-window"),
     pytest.param("gemma2", {"attention.sliding_window_pattern": 1}, "no sliding-window layer", id="gemma2-pattern-1"),
+    pytest.param("gemma4", {"attention.sliding_window": 512, "attention.sliding_window_pattern": [True, False] * 3,
+                            "attention.shared_kv_layers": 5}, "fewer than 2 layers", id="gemma4-5-of-6-shared"),
     pytest.param("deepseek32", {"attention.indexer.key_length": 64}, "MLA keys", id="deepseek32-without-mla"),
     pytest.param("deepseek32", {"attention.key_length_mla": 64, "attention.value_length_mla": 32},
                  "indexer.key_length", id="deepseek32-without-indexer"),
@@ -418,7 +420,8 @@ def test_lfm2_with_a_sliding_window_is_unknown():
 def test_files_llama_cpp_will_not_run_have_no_number(arch, keys, why):
     """Required keys llama.cpp reads without a default (gemma4.cpp l.6, granite-swa.cpp l.17,
     cohere2moe.cpp l.13, deepseek32.cpp l.27-28: no model), deepseek32 without MLA (deepseek32.cpp
-    l.60-62) and an iSWA file with no SWA layer (llama-model.cpp l.2807: GGML_ASSERT) give no plan."""
+    l.60-62), an iSWA file with no SWA layer (llama-model.cpp l.2807: GGML_ASSERT) and a gemma4 with
+    fewer than 2 layers holding K/V (l.2782: GGML_ASSERT) give no plan."""
     meta = {f"{arch}.{k}": v for k, v in {"block_count": 6, "embedding_length": 64, "attention.head_count": 2,
                                           **keys}.items()}
     shape = KvShape.from_metadata(meta, arch)
