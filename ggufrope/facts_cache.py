@@ -26,7 +26,7 @@ _VERSION = 1
 
 def _code_stamp() -> tuple:
     here = os.path.dirname(os.path.abspath(__file__))
-    mods = ("model_facts.py", "kv_model.py", os.path.join("settings", "model_info.py"),
+    mods = ("model_facts.py", "kv_model.py", "layer_rope.py", os.path.join("settings", "model_info.py"),
             os.path.join("settings", "rope_settings.py"), os.path.join("settings", "keys.py"))
     out = []
     for m in mods:

@@ -89,18 +89,16 @@ def sections(secs: tuple[int, ...]) -> dict[str, Any]:
 
 
 def rope_layers(info) -> list[dict[str, Any]]:
-    """Which layers use which RoPE base/scale: on SWA architectures the SWA layers are fixed at load
-    (src/llama-model.cpp get_rope_freq_base/scale), only the full-attention layers follow the
-    file's rope.scaling.* and the runtime --rope-* flags. [] when every layer is alike."""
-    k = info.kv
+    """Which layers use which RoPE as llama.cpp's graph applies it (ggufrope/layer_rope.py): the
+    context's (file rope.* keys and runtime flags), values fixed at load, the context's base
+    unscaled, or none (NoPE); and M-RoPE dimension sections. [] when every layer is alike."""
     out = [sections(info.rope_sections)] if info.rope_sections else []
-    if k is None or k.family != "iswa":
-        return out
-    return out + [{"kind": "full", "layers": list(k.full_layers), "freq_base": None, "freq_scale": None,
-             "follows": "rope.freq_base, rope.scaling.* and the runtime --rope-* / --yarn-* flags"},
-            {"kind": "swa", "layers": list(k.swa_layers), "window": k.n_swa, "freq_base": k.freq_base_swa,
-             "freq_base_source": k.freq_base_swa_source, "freq_scale": k.freq_scale_swa,
-             "follows": "fixed when the model loads: runtime --rope-* / --yarn-* flags do not reach these layers"}]
+    k = info.kv
+    for g in info.rope_groups:
+        out.append({"kind": g.kind, "layers": list(g.layers), "rope": g.rope, "freq_base": g.freq_base,
+                    "freq_base_source": g.freq_base_source, "freq_scale": g.freq_scale,
+                    "window": k.n_swa if k is not None and g.kind == "swa" else None, "follows": g.follows})
+    return out
 
 
 def inspect_report(path: str, all_keys: bool = False) -> dict[str, Any]:

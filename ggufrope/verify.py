@@ -52,6 +52,16 @@ def _finetuned(arch: str, v: Any) -> bool:
     return bool(v)
 
 
+def _trained_base(info: ModelInfo) -> float:
+    """rope_freq_base_train: the file's base (10000 when absent); hunyuan-dense/hunyuan_vl raise it
+    to base x alpha^(d/(d-2)) with rope.scaling.alpha, d the head dim (hunyuan-vl.cpp l.7-12, f32)."""
+    base = 10000.0 if info.rope.freq_base is None else info.rope.freq_base
+    a, d = info.rope_alpha, info.head_dim_k
+    if info.arch in ("hunyuan-dense", "hunyuan_vl") and a and a > 0 and d > 2:
+        base = f32(f32(base) * f32(f32(a) ** (d / (d - 2))))
+    return base
+
+
 def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     """hparam name -> (key or fact, file value, value llama.cpp should resolve)."""
     r = info.rope
@@ -60,12 +70,14 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     factor = r.scaling_factor if r.scaling_factor else (r.scale_linear or 0.0)
     yarn_default_fast = 8.0 if arch == "grok" else 32.0  # src/models/grok.cpp sets 8 before reading
     log_mul = r.yarn_log_multiplier if (read["yarn_log_multiplier"] and r.yarn_log_multiplier is not None) else 0.0
-    if arch in ("deepseek2", "deepseek32") and log_mul:
+    if arch in ("deepseek2", "deepseek32", "mistral4") and log_mul:   # mistral4: deepseek2's loader (models.h)
         log_mul = log_mul / 0.1  # [TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]: stored as 0.1*m
     k = lambda f: BY_FIELD[f].key(arch)  # noqa: E731
+    kv = info.kv
+    swa0 = bool(kv and kv.is_swa and kv.is_swa[0])
     return {
         "n_ctx_train": (k("context_length"), r.context_length, r.context_length),
-        "rope_freq_base_train": (k("freq_base"), r.freq_base, 10000.0 if r.freq_base is None else r.freq_base),
+        "rope_freq_base_train": (k("freq_base"), r.freq_base, _trained_base(info)),
         "rope_scaling_type": (k("scaling_type"), r.scaling_type, r.scaling_type or "linear"),
         "rope_freq_scale_train": (k("scaling_factor") + " -> freq_scale", r.scaling_factor if r.scaling_factor is not None
                                   else r.scale_linear, freq_scale(factor)),
@@ -84,11 +96,13 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
         "yarn_beta_slow": (k("yarn_beta_slow"), r.yarn_beta_slow,
                            r.yarn_beta_slow if read["yarn_beta_slow"] and r.yarn_beta_slow is not None else 1.0),
         "rope_yarn_log_mul": (k("yarn_log_multiplier"), r.yarn_log_multiplier, log_mul),
-        "n_layer": ("layers", info.n_layer, info.n_layer),
+        # llama.cpp's n_layer() leaves out MTP/nextn layers (src/llama-hparams.cpp l.348-350)
+        "n_layer": ("layers (less nextn_predict_layers)", info.n_layer, info.n_layer - info.n_nextn),
         "n_head_kv": ("KV heads (layer 0)", info.n_head_kv[0] if info.n_head_kv else None,
                       info.n_head_kv[0] if info.n_head_kv else None),
-        "n_embd_head_k": ("head dim K", info.head_dim_k, info.head_dim_k),
-        "n_embd_head_v": ("head dim V", info.head_dim_v, info.head_dim_v),
+        # n_embd_head_k(0)/v(0) are layer 0's: an SWA layer's *_swa head size (llama-hparams.cpp l.140-154)
+        "n_embd_head_k": ("head dim K (layer 0)", info.head_dim_k, kv.head_k_swa if swa0 else info.head_dim_k),
+        "n_embd_head_v": ("head dim V (layer 0)", info.head_dim_v, kv.head_v_swa if swa0 else info.head_dim_v),
     }
 
 
@@ -115,28 +129,35 @@ def compare(facts: ModelFacts, probe_doc: dict, rope: RopeSettings | None = None
                         got == want, reported=got is not None))
     eff = probe_doc.get("effective") or {}
     for (layer, key), (what, expect) in expected_effective(facts.info, rope or RopeSettings()).items():
-        got = (eff.get(layer) or {}).get(key)
+        got = eff.get(key) if layer == "context" else (eff.get(layer) or {}).get(key)
         rows.append(Row(what, None, expect, got, got is not None and _same(expect, got), reported=got is not None))
     return rows
 
 
 def expected_effective(info: ModelInfo, rope: RopeSettings) -> dict[tuple[str, str], tuple[str, Any]]:
-    """What the graph gives ggml_rope_ext per layer type with these runtime flags (src/llama-model.cpp
-    get_rope_freq_base/scale: a full-attention layer takes the context's base and scale, which a
-    flag sets (--rope-freq-base; --rope-scale N -> 1/N) and the file's trained values default;
-    an SWA layer its trained *_swa values, whatever the flags)."""
+    """The base and scale each kind of layer gets with these runtime flags, keyed by where the probe
+    reports them. The context's values (a flag: --rope-freq-base, --rope-scale N -> 1/N; else the
+    file's) are the probe's top-level effective values; values fixed at load (get_rope_freq_base/
+    scale of an SWA layer, src/llama-model.cpp l.2329-2335) its first_swa_layer's. Which layers take
+    which is the graph's rule per architecture (ggufrope/layer_rope.py); NoPE layers have none."""
+    from ggufrope.layer_rope import CONTEXT, CONTEXT_BASE, FIXED
     hp = expected_hparams(info)
     base = rope.freq_base if rope.freq_base is not None else hp["rope_freq_base_train"][2]
     scale = 1.0 / rope.scaling_factor if rope.scaling_factor else hp["rope_freq_scale_train"][2]
-    k = info.kv
+    groups = info.rope_groups
     out: dict[tuple[str, str], tuple[str, Any]] = {}
-    swa = k is not None and k.family == "iswa"
-    if not swa or k.full_layers:
-        out[("first_full_layer", "freq_base")] = ("full-attention layers' freq_base (effective)", base)
-        out[("first_full_layer", "freq_scale")] = ("full-attention layers' freq_scale (effective)", scale)
-    if swa and k.swa_layers:
-        out[("first_swa_layer", "freq_base")] = ("SWA layers' freq_base (effective)", k.freq_base_swa)
-        out[("first_swa_layer", "freq_scale")] = ("SWA layers' freq_scale (effective)", k.freq_scale_swa)
+    name = {"full": "full-attention layers'", "swa": "SWA layers'"}
+    if not groups or any(g.rope == CONTEXT for g in groups):
+        who = "every layer's" if not groups else \
+            " and ".join(sorted({name[g.kind] for g in groups if g.rope == CONTEXT}))
+        out[("context", "freq_base")] = (f"{who} freq_base (effective)", base)
+        out[("context", "freq_scale")] = (f"{who} freq_scale (effective)", scale)
+    for g in groups:
+        if g.rope == FIXED:
+            out[("first_swa_layer", "freq_base")] = ("SWA layers' freq_base (effective)", g.freq_base)
+            out[("first_swa_layer", "freq_scale")] = ("SWA layers' freq_scale (effective)", g.freq_scale)
+        elif g.rope == CONTEXT_BASE and ("context", "freq_base") not in out:
+            out[("context", "freq_base")] = ("SWA layers' freq_base (effective; scale 1 in the graph)", base)
     return out
 
 

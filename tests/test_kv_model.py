@@ -84,14 +84,6 @@ MODELS = [
     # gemma4: SWA head 32, full head 64; the last 5 of 10 layers reuse layer 3 (SWA) / 4 (full)
     ("gemma4-10-layers-5-shared", "gemma4", {"n_layer": 10, "swa": 512, "shared_kv_layers": 5}),
 ]
-# Where `verify` disagrees with llama.cpp because ggufrope's reading (not this file's) is wrong: reported,
-# kept failing here (strict xfail) until the reading is fixed
-NEXTN = ("ModelInfo.n_layer is block_count, llama.cpp's n_layer() leaves out nextn_predict_layers "
-         "(src/llama-hparams.cpp l.348-350)")
-VERIFY_KNOWN = {"glm4moe-5-layers-plus-1-nextn": NEXTN, "bailingmoe2-4-layers-plus-1-nextn": NEXTN,
-                "gemma4-10-layers-5-shared": "verify holds key_length/value_length against llama.cpp's "
-                "n_embd_head_k(0)/n_embd_head_v(0), which are layer 0's: an SWA layer's key_length_swa on "
-                "gemma4 (src/llama-hparams.cpp l.140-154)"}
 # (id, n_ctx, extra llama.cpp flags, planner kwargs)
 CASES = [
     ("4k-f16", 4096, ["-fa", "on"], {}),
@@ -315,14 +307,11 @@ VERIFY_MODELS = [
                  id="smallthinker-base-swa-scaled"),
     pytest.param("cohere2moe", {"cohere2moe.rope.freq_base_swa": "f32:20000", "cohere2moe.rope.scaling.factor":
                                 "f32:2", "cohere2moe.rope.scaling.type": "str:linear"}, id="cohere2moe-base-swa-scaled"),
-    # ggufrope's readings that verify shows to be wrong (reported, not fixed here: strict xfail)
-    pytest.param("hunyuan-dense", {"hunyuan-dense.rope.scaling.alpha": "f32:1000"}, id="hunyuan-dense-rope-alpha",
-                 marks=pytest.mark.xfail(strict=True, reason="llama.cpp raises freq_base to base x alpha^(d/(d-2)) "
-                                         "(src/models/hunyuan-vl.cpp l.5-10); ggufrope expects the file's base")),
-    pytest.param("mistral4", {"mistral4.rope.scaling.yarn_log_multiplier": "f32:0.1"}, id="mistral4-yarn-log-mul",
-                 marks=pytest.mark.xfail(strict=True, reason="mistral4 reads yarn_log_multiplier with deepseek2's "
-                                         "loader (models.h l.1399-1401, deepseek2.cpp: stored 0.1 m, read m); "
-                                         "settings/keys.py and verify.py leave mistral4 out")),
+    # readings verify showed to be wrong, fixed: hunyuan raises freq_base to base x alpha^(d/(d-2))
+    # (src/models/hunyuan-vl.cpp l.7-12); mistral4 reads yarn_log_multiplier with deepseek2's loader
+    # (models.h l.1399-1401: stored 0.1 m, read m)
+    pytest.param("hunyuan-dense", {"hunyuan-dense.rope.scaling.alpha": "f32:1000"}, id="hunyuan-dense-rope-alpha"),
+    pytest.param("mistral4", {"mistral4.rope.scaling.yarn_log_multiplier": "f32:0.1"}, id="mistral4-yarn-log-mul"),
 ]
 
 
@@ -442,12 +431,13 @@ def test_rwkv_without_its_head_size_is_unknown():
 @pytest.mark.parametrize("flags", [pytest.param([], id="file"),
                                    pytest.param(["--rope-scaling", "yarn", "--rope-scale", "4", "--ctx", "16384"],
                                                 id="yarn-4x")])
-@pytest.mark.parametrize("mid", [pytest.param(m[0], marks=pytest.mark.xfail(reason=VERIFY_KNOWN[m[0]], strict=True))
-                                 if m[0] in VERIFY_KNOWN else m[0] for m in MODELS])
+@pytest.mark.parametrize("mid", [m[0] for m in MODELS])
 def test_verify_passes_on_every_family(models, cpu_build, mid, flags):
     """Every tiny model of the table, as llama.cpp loads it, agrees with ggufrope's reading on every
-    value verify compares, with and without YaRN flags (this found granitehybrid's RoPE switch:
-    rope.scaling.finetuned absent means true there, src/models/granite-hybrid.cpp l.16-20)."""
+    value verify compares, with and without YaRN flags. This found granitehybrid's RoPE switch
+    (rope.scaling.finetuned absent means true, src/models/granite-hybrid.cpp l.16-20), that
+    n_layer() leaves out MTP layers (glm4moe, bailingmoe2; llama-hparams.cpp l.348-350) and that
+    layer 0's head size is an SWA layer's on gemma4 (llama-hparams.cpp l.140-154)."""
     import json
     from conftest import REAL_HOME, run_cli
     r = run_cli("verify", models[mid], "--json", *flags, env_extra={"GGUFROPE_HOME": REAL_HOME})

@@ -18,10 +18,11 @@ LLAMA_ROWS = {
     "llama.rope.scaling.attn_factor", "llama.rope.scaling.finetuned", "llama.rope.dimension_count",
     "llama.rope.scaling.yarn_ext_factor", "llama.rope.scaling.yarn_attn_factor",
     "llama.rope.scaling.yarn_beta_fast", "llama.rope.scaling.yarn_beta_slow",
-    "llama.rope.scaling.yarn_log_multiplier", "layers", "KV heads (layer 0)", "head dim K", "head dim V",
+    "llama.rope.scaling.yarn_log_multiplier", "layers (less nextn_predict_layers)", "KV heads (layer 0)",
+    "head dim K (layer 0)", "head dim V (layer 0)",
     "sliding-window layers",   # none on llama: kv_model and llama.cpp agree (verify.expected_swa)
     # what the graph feeds ggml_rope_ext (the probe's effective values at the trained context)
-    "full-attention layers' freq_base (effective)", "full-attention layers' freq_scale (effective)",
+    "every layer's freq_base (effective)", "every layer's freq_scale (effective)",
 }
 HOME = {"GGUFROPE_HOME": REAL_HOME}
 

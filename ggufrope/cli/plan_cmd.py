@@ -95,7 +95,8 @@ def _plan_effects(rep: dict) -> list[str]:
     lines.append("")
     engine = "as llama.cpp resolves it" if "llama_cpp" in eff else "as Hugging Face computes it at the target"
     lt = rep.get("layers_touched") or {}
-    where = "" if not lt or lt["all"] else f" of the full-attention layers {layer_ranges(lt['full'])}"
+    where = "" if not lt or lt["all"] else f" of {_touched(lt)}" if lt["touched"] else \
+        " (no layer takes them: see below)"
     lines.append(f"What it does to the {eff['n_pairs']} dimension pairs{where} ({engine}):")
     what = {"extrapolated": "keep their trained frequency",
             "ramped": "blend between trained and interpolated frequency",
@@ -129,16 +130,37 @@ def _plan_effects(rep: dict) -> list[str]:
     return lines + _swa_effects(lt)
 
 
+_GROUP_NAME = {"full": "full-attention layers", "swa": "sliding-window layers"}
+
+
+def _touched(lt: dict) -> str:
+    """"the full-attention layers 5" when the reached layers are one kind, else "layers 0-2, 4"."""
+    kinds = {g["kind"] for g in lt["groups"] if g["rope"] == "context"}
+    name = _GROUP_NAME[kinds.pop()] if len(kinds) == 1 else "layers"
+    return f"{'the ' if name != 'layers' else ''}{name} {layer_ranges(lt['touched'])}"
+
+
 def _swa_effects(lt: dict) -> list[str]:
-    """On sliding-window models: the layers the settings reach, and the SWA layers' own RoPE."""
+    """Where not every layer takes the context's RoPE: which layers the settings reach, and what
+    the others do instead (fixed at load, unscaled, or no RoPE at all)."""
     if not lt or lt["all"]:
         return []
-    lo, hi = lt["swa_wavelengths"]
-    return [f"  These RoPE settings reach the full-attention layers {layer_ranges(lt['full'])} only; "
-            f"the sliding-window layers {layer_ranges(lt['swa'])} keep freq_base {lt['swa_freq_base']:g}, "
-            f"freq_scale {lt['swa_freq_scale']:g} (fixed by llama.cpp at load): their pairs are unchanged, "
-            f"wavelengths {lo:,.0f}-{hi:,.0f} tokens, {lt['swa_pairs_beyond_window']} of them longer than the "
-            f"{lt['window']}-token window they see."]
+    lines = [f"  These RoPE settings reach {_touched(lt) if lt['touched'] else 'no layer'}"
+             f"{' only' if lt['touched'] else ''}:"]
+    for g in lt["groups"]:
+        name = f"{_GROUP_NAME[g['kind']]} {layer_ranges(g['layers'])}"
+        if g["rope"] == "context":
+            continue
+        if g["rope"] == "fixed":
+            lo, hi = lt["swa_wavelengths"]
+            lines.append(f"    {name} keep freq_base {g['freq_base']:g}, freq_scale {g['freq_scale']:g} (fixed by llama.cpp "
+                         f"at load): their pairs are unchanged, wavelengths {lo:,.0f}-{hi:,.0f} tokens, "
+                         f"{lt['swa_pairs_beyond_window']} of them longer than the {lt['window']}-token window they see")
+        elif g["rope"] == "context_base":
+            lines.append(f"    {name}: the context's freq_base, unscaled (freq_scale 1, attention factor 1)")
+        else:
+            lines.append(f"    {name}: no RoPE (NoPE)")
+    return lines
 
 
 def _plan_apply(rep: dict) -> list[str]:

@@ -48,12 +48,11 @@ def _rope_layer_rows(rep: dict) -> list[list[str]]:
         if r["kind"] == "sections":
             parts = ", ".join(f"pairs {a}-{b} {c['component']}" for c in r["parts"] for a, b in [c["pairs"]])
             rows.append([f"dimension sections {r['sections']}", f"M-RoPE: {parts}; {r['follows']}"])
-        elif r["kind"] == "full":
-            rows.append([f"full-attention layers {layer_ranges(r['layers'])}", r["follows"]])
         else:
-            rows.append([f"SWA layers {layer_ranges(r['layers'])}",
-                         f"freq_base {r['freq_base']:g} ({r['freq_base_source']}), freq_scale {r['freq_scale']:g}; "
-                         + r["follows"]])
+            name = "full-attention layers" if r["kind"] == "full" else "SWA layers"
+            fixed = f"freq_base {r['freq_base']:g} ({r['freq_base_source']}), freq_scale {r['freq_scale']:g}; " \
+                if r["rope"] == "fixed" else ""
+            rows.append([f"{name} {layer_ranges(r['layers'])}", fixed + r["follows"]])
     return rows
 
 
@@ -95,7 +94,7 @@ def render_inspect(rep: dict) -> str:
     lines.append(table(rows))
     if rep.get("rope_layers"):
         lines.append("")
-        lines.append("RoPE per layer and dimension (llama.cpp runs sliding-window layers with their own RoPE):")
+        lines.append("RoPE per layer and dimension (as llama.cpp's graph applies it):")
         lines.append(table(_rope_layer_rows(rep)))
     if rep["splits"]:
         lines.append("")

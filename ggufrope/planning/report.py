@@ -26,18 +26,28 @@ def memory(plan: Plan) -> dict[str, Any]:
 
 
 def layers_touched(f: ModelFacts) -> dict[str, Any]:
-    """Which layers the plan's settings reach: every layer, or on sliding-window models only the
-    full-attention ones (llama.cpp fixes the SWA layers' base/scale at load: src/llama-model.cpp
-    get_rope_freq_base/scale)."""
-    k = f.info.kv
-    if k is None or k.family != "iswa":
-        return {"all": True, "layers": f.info.n_layer}
+    """Which layers the plan's settings reach: every layer, or only those whose graph takes the
+    context's RoPE (ggufrope/layer_rope.py: SWA layers fixed at load, NoPE layers, olmo2's
+    unscaled SWA layers are not reached). For fixed SWA layers, their wavelengths against the window."""
     import math
-    d = max(f.n_dims, 2)
-    wl = [2 * math.pi * k.freq_base_swa ** (2 * i / d) / (k.freq_scale_swa or 1.0) for i in range(d // 2)]
-    return {"all": False, "full": list(k.full_layers), "swa": list(k.swa_layers),
-            "swa_freq_base": k.freq_base_swa, "swa_freq_scale": k.freq_scale_swa, "window": k.n_swa,
-            "swa_wavelengths": [wl[0], wl[-1]], "swa_pairs_beyond_window": sum(1 for w in wl if w > k.n_swa)}
+    from ggufrope.layer_rope import FIXED, reached
+    groups = f.info.rope_groups
+    if not groups:
+        return {"all": True, "layers": f.info.n_layer}
+    k = f.info.kv
+    out: dict[str, Any] = {"all": False, "touched": list(reached(groups)), "window": k.n_swa if k else 0,
+                           "full": [il for g in groups if g.kind == "full" for il in g.layers],
+                           "swa": [il for g in groups if g.kind == "swa" for il in g.layers],
+                           "groups": [{"kind": g.kind, "layers": list(g.layers), "rope": g.rope,
+                                       "freq_base": g.freq_base, "freq_scale": g.freq_scale} for g in groups]}
+    fixed = [g for g in groups if g.rope == FIXED]
+    if fixed:
+        g = fixed[0]
+        d = max(f.n_dims, 2)
+        wl = [2 * math.pi * g.freq_base ** (2 * i / d) / (g.freq_scale or 1.0) for i in range(d // 2)]
+        out.update(swa_freq_base=g.freq_base, swa_freq_scale=g.freq_scale, swa_wavelengths=[wl[0], wl[-1]],
+                   swa_pairs_beyond_window=sum(1 for w in wl if w > out["window"]))
+    return out
 
 
 def plan_report(plan: Plan, model: str | None = None, out: str | None = None) -> dict[str, Any]:

@@ -96,7 +96,7 @@ ROPE_KEYS: tuple[RopeKey, ...] = (
             doc="the model was fine-tuned with this scaling (informational; Granite's RoPE on/off switch)"),
     RopeKey("yarn_log_multiplier", "rope.scaling.yarn_log_multiplier", ValueType.FLOAT32,
             "0 (plain YaRN magnitude 0.1*ln(s)+1)", None,
-            read_by=frozenset({"deepseek2", "deepseek32", "mistral3"}), patch_flag="--yarn-log-multiplier",
+            read_by=frozenset({"deepseek2", "deepseek32", "mistral3", "mistral4"}), patch_flag="--yarn-log-multiplier",
             signed=True, doc="YaRN magnitude multiplier (deepseek2/mistral3)"),
     RopeKey("yarn_ext_factor", "rope.scaling.yarn_ext_factor", ValueType.FLOAT32,
             "-1: 1.0 for yarn, 0 otherwise", "--yarn-ext-factor", read_by=frozenset({"grok"}),

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ggufrope.kv_model import KV_CACHE_TYPES, KvPlan, KvShape, KvUnknown, kv_plan
+from ggufrope.layer_rope import rope_groups
 from ggufrope.settings.rope_settings import RopeSettings
 
 __all__ = ["KV_CACHE_TYPES", "ModelInfo"]
@@ -23,6 +24,10 @@ def _per_layer(v: Any, n_layer: int) -> list[int]:
         vals = [_int(x) for x in v[:n_layer]]
         return vals + [0] * max(0, n_layer - len(vals))
     return [_int(v)] * n_layer
+
+
+def _float(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _sections(v: Any) -> tuple[int, ...]:
@@ -47,6 +52,10 @@ class ModelInfo:
     # M-RoPE (qwen2vl, qwen3vl...): pairs per position component, rope.dimension_sections
     # (src/llama-model.cpp: get_key_or_arr(LLM_KV_ROPE_DIMENSION_SECTIONS, hparams.rope_sections, 4))
     rope_sections: tuple[int, ...] = ()
+    # which layers get which RoPE as the graph applies it (ggufrope/layer_rope.py); () = all the context's
+    rope_groups: tuple = ()
+    rope_alpha: float | None = None   # rope.scaling.alpha (hunyuan: NTK-aware base, hunyuan-vl.cpp l.7-12)
+    n_nextn: int = 0                  # nextn_predict_layers: MTP layers llama.cpp's n_layer() leaves out
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> ModelInfo:
@@ -59,15 +68,19 @@ class ModelInfo:
         n_head_kv = n_head if kv is None else _per_layer(kv, n_layer)
         h0 = max(n_head) if n_head else 0
         default_hd = n_embd // h0 if h0 else 0
+        rope = RopeSettings.from_metadata(meta, arch)
+        kv_shape = KvShape.from_metadata(meta, arch)
         return cls(
             arch=arch, name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None, n_layer=n_layer, n_embd=n_embd,
             n_head=n_head, n_head_kv=n_head_kv,
             head_dim_k=_int(meta.get(f"{arch}.attention.key_length")) or default_hd,
             head_dim_v=_int(meta.get(f"{arch}.attention.value_length")) or default_hd,
             file_type=meta.get("general.file_type") if isinstance(meta.get("general.file_type"), int) else None,
-            rope=RopeSettings.from_metadata(meta, arch),
-            kv=KvShape.from_metadata(meta, arch),
+            rope=rope, kv=kv_shape,
             rope_sections=_sections(meta.get(f"{arch}.rope.dimension_sections")),
+            rope_groups=rope_groups(meta, arch, kv_shape, rope.finetuned),
+            rope_alpha=_float(meta.get(f"{arch}.rope.scaling.alpha")),
+            n_nextn=min(_int(meta.get(f"{arch}.nextn_predict_layers")), n_layer),
         )
 
     @property
