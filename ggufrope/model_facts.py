@@ -185,6 +185,8 @@ def open_model(path: str) -> Iterator[tuple[ModelFacts, GGUFHeader]]:
         parts = tuple(here if s == path else _split_part(s) for s in split_paths(path)) if is_split(path) else ()
         trained, src = trained_context(info.rope, undo)
         base, base_src = trained_freq_base(info.rope, undo)
+        if info.loaded_freq_base(base) != base:
+            base, base_src = info.loaded_freq_base(base), f"{base_src} x alpha^(d/(d-2)) (rope.scaling.alpha, as llama.cpp loads it)"
         yield ModelFacts(path=path, arch=arch, name=info.name, info=info, n_vocab=n_vocab, n_ff=n_ff,
                          weights_bytes=sum(p.tensor_bytes for p in parts) if parts else here.tensor_bytes,
                          split_parts=parts, has_chat_template="tokenizer.chat_template" in h.fields,

@@ -52,16 +52,6 @@ def _finetuned(arch: str, v: Any) -> bool:
     return bool(v)
 
 
-def _trained_base(info: ModelInfo) -> float:
-    """rope_freq_base_train: the file's base (10000 when absent); hunyuan-dense/hunyuan_vl raise it
-    to base x alpha^(d/(d-2)) with rope.scaling.alpha, d the head dim (hunyuan-vl.cpp l.7-12, f32)."""
-    base = 10000.0 if info.rope.freq_base is None else info.rope.freq_base
-    a, d = info.rope_alpha, info.head_dim_k
-    if info.arch in ("hunyuan-dense", "hunyuan_vl") and a and a > 0 and d > 2:
-        base = f32(f32(base) * f32(f32(a) ** (d / (d - 2))))
-    return base
-
-
 def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     """hparam name -> (key or fact, file value, value llama.cpp should resolve)."""
     r = info.rope
@@ -77,7 +67,8 @@ def expected_hparams(info: ModelInfo) -> dict[str, tuple[str, Any, Any]]:
     swa0 = bool(kv and kv.is_swa and kv.is_swa[0])
     return {
         "n_ctx_train": (k("context_length"), r.context_length, r.context_length),
-        "rope_freq_base_train": (k("freq_base"), r.freq_base, _trained_base(info)),
+        "rope_freq_base_train": (k("freq_base"), r.freq_base,
+                                 info.loaded_freq_base(10000.0 if r.freq_base is None else r.freq_base)),
         "rope_scaling_type": (k("scaling_type"), r.scaling_type, r.scaling_type or "linear"),
         "rope_freq_scale_train": (k("scaling_factor") + " -> freq_scale", r.scaling_factor if r.scaling_factor is not None
                                   else r.scale_linear, freq_scale(factor)),

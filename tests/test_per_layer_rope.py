@@ -121,3 +121,15 @@ def test_cohere2_yarn_reaches_its_sliding_window_layers(tmp_path, cpu_build):
     rows = {row["what"]: row for row in json.loads(r.stdout)["rows"]}
     assert r.returncode == 0, [row for row in rows.values() if not row["ok"]]
     assert rows["SWA layers' freq_scale (effective)"]["engine"] == 0.25
+
+
+def test_hunyuan_rope_alpha_raises_the_base_plan_uses(tmp_path):
+    """hunyuan-vl.cpp l.7-12: base x alpha^(d/(d-2)) at load; plan's RoPE math starts from that base
+    (verify holds it against llama.cpp: test_kv_model's hunyuan-dense-rope-alpha)."""
+    from ggufrope.model_facts import read_model_facts
+    m = write_tiny_family(str(tmp_path / "hy.gguf"), "hunyuan-dense",
+                          extra={"hunyuan-dense.rope.scaling.alpha": (gguf.GGUFValueType.FLOAT32, 1000.0)})
+    facts = read_model_facts(m)
+    assert facts.freq_base == pytest.approx(10000 * 1000 ** (32 / 30), rel=1e-6)
+    assert "rope.scaling.alpha" in facts.freq_base_source
+    assert "freq_base 1.58489e+07" in run_cli("plan", m, "--ctx", "8192", check=True).stdout

@@ -83,6 +83,15 @@ class ModelInfo:
             n_nextn=min(_int(meta.get(f"{arch}.nextn_predict_layers")), n_layer),
         )
 
+    def loaded_freq_base(self, base: float) -> float:
+        """The trained base as llama.cpp loads it: hunyuan-dense/hunyuan_vl raise it to
+        base x alpha^(d/(d-2)) with rope.scaling.alpha, d the head dim (hunyuan-vl.cpp l.7-12, f32)."""
+        a, d = self.rope_alpha, self.head_dim_k
+        if self.arch in ("hunyuan-dense", "hunyuan_vl") and a and a > 0 and d > 2:
+            from ggufrope.settings.rope_settings import f32
+            return f32(f32(base) * f32(f32(a) ** (d / (d - 2))))
+        return base
+
     @property
     def n_ctx_train(self) -> int | None:
         return self.rope.context_length
