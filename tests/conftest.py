@@ -56,6 +56,23 @@ def tiny_model(tmp_path) -> Callable[..., str]:
     return make
 
 
+def serve_once(*args: str, ready: str = "serving ") -> str:
+    """Start `ggufrope serve ARGS`, wait for its line starting with `ready`, SIGTERM it (it must
+    exit 0); its stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(ready), (line, proc.poll(), proc.stderr.read()[-2000:] if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        return proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def run_cli(*args: str, env_extra: dict | None = None, check: bool = False,
             timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m ggufrope ARGS` as a user would (argv list, real process)."""

@@ -8,13 +8,11 @@ from __future__ import annotations
 import ast
 import os
 import shlex
-import signal
 import subprocess
-import sys
 
 import pytest
 
-from conftest import REAL_HOME, REPO, file_digest, run_cli
+from conftest import file_digest, run_cli, serve_once
 
 QUESTION = "What is the capital of France?"
 GREEDY = ["--set", "threads=1", "--set", "n_predict=8", "--set", "sampling.temperature=0",
@@ -94,19 +92,7 @@ def test_chat_prompt_greedy_answer_is_llama_cpp_pythons_own(tmp_path, smollm2):
 
 
 def _serve_once(*args: str) -> str:
-    """Start `ggufrope serve ARGS`, wait for its "serving" line, SIGTERM it; its stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("serving demo at http://127.0.0.1:"), (line, proc.poll())
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        return proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return serve_once(*args, ready="serving demo at http://127.0.0.1:")
 
 
 SERVE = ["demo", "--ctx", "512", "--port", "auto", "--set", "threads=1"]

@@ -7,13 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli, serve_once
 from ggufrope.build.tiny_model import write_tiny_family
 
 MIB = 1 << 20
@@ -48,18 +45,7 @@ def _prepared(model: str, tmp_path, fields: str, engine: str = "server"):
 
 def _serve_log(preset_file: str) -> str:
     """`ggufrope serve --preset-file F` until it is ready; llama-server's log."""
-    args = ["--preset-file", preset_file, "--port", "auto", "--", "-lv", "4"]   # -lv 4: llama.cpp logs its caches
-    proc = subprocess.Popen([sys.executable, "-m", "ggufrope", "serve", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("serving "), (line, proc.poll(), proc.stderr.read()[-2000:])
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    serve_once("--preset-file", preset_file, "--port", "auto", "--", "-lv", "4")   # -lv 4: llama.cpp logs its caches
     logs = os.path.join(os.environ["GGUFROPE_HOME"], "logs")
     log, = [n for n in os.listdir(logs) if n.endswith(".llama-server.log")]
     with open(os.path.join(logs, log), errors="replace") as f:
