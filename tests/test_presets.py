@@ -162,6 +162,8 @@ def test_bad_values_from_env_and_command_line_name_their_source(_config):
     with pytest.raises(PresetError, match=r"^--set sampling.temprature: unknown field 'temprature' in \[sampling\] "
                                           r"\(did you mean 'sampling.temperature'\?\)"):
         load_preset("demo", dict(os.environ), [Override.parse_set("sampling.temprature=1")])
+    with pytest.raises(PresetError, match=r"^--set parallel: expected integer or \"auto\", not 'abc'$"):
+        load_preset("demo", dict(os.environ), [Override.parse_set("parallel=abc")])  # the field named once
     with pytest.raises(PresetError, match=r"no preset named 'dmeo' \(did you mean 'demo'\?\)"):
         load_preset("dmeo", dict(os.environ))
 

@@ -67,12 +67,12 @@ class Resolved:
 
     def at(self, name: str) -> str:
         """Where to fix a field, as an error prefix: "path:line: field", "GGUFROPE_CTX: ctx",
-        "--ctx: ctx", or "preset demo (path): field" for a default."""
+        "--ctx: ctx", "--set ctx", or "preset demo (path): field" for a default."""
         o = self.origins[name]
         if o.kind == "preset":
             return f"{o}: {name}"
         if o.kind in ("env", "cli"):
-            return f"{o.label}: {name}"
+            return _flag_field(o.label, name)
         top = self.chain[-1] if self.chain else None
         return f"{top.path if top else self.name}: {name} (built-in default)"
 
@@ -109,8 +109,13 @@ def cli_layer(overrides: Sequence[Override]) -> list[tuple[str, Any, Origin]]:
         try:
             out.append((spec.name, spec.coerce(o.value, text=isinstance(o.value, str)), Origin("cli", o.flag)))
         except ValueError as e:
-            raise PresetError(f"{o.flag}: {spec.name}: {e}") from None
+            raise PresetError(f"{_flag_field(o.flag, spec.name)}: {e}") from None
     return out
+
+
+def _flag_field(flag: str, name: str) -> str:
+    """"--ctx: ctx", but "--set ctx" (which already names the field) as it is."""
+    return flag if flag == f"--set {name}" else f"{flag}: {name}"
 
 
 def resolve(top: load.PresetFile | None, env: Mapping[str, str], overrides: Sequence[Override] = (),
