@@ -29,16 +29,16 @@ def gemma3(tmp_path) -> str:
     return write_tiny_family(str(tmp_path / "g3.gguf"), "gemma3", n_layer=6, swa=512, n_ctx=32768)
 
 
-def _preset_file(model: str, tmp_path, fields: str) -> str:
+def _preset_file(model: str, tmp_path, fields: str, fa: str = "on") -> str:
     f = tmp_path / "p.toml"
-    f.write_text(f'model = "{model}"\nctx = 8192\nflash_attn = "on"\nthreads = 1\n{fields}')
+    f.write_text(f'model = "{model}"\nctx = 8192\nflash_attn = "{fa}"\nthreads = 1\n{fields}')
     return str(f)
 
 
-def _prepared(model: str, tmp_path, fields: str, engine: str = "server"):
+def _prepared(model: str, tmp_path, fields: str, engine: str = "server", fa: str = "on"):
     from ggufrope.presets import load_preset, memory
     from ggufrope.presets.prepare import prepare
-    f = _preset_file(model, tmp_path, fields)
+    f = _preset_file(model, tmp_path, fields, fa)
     p = load_preset(None, dict(os.environ), [], preset_file=f).with_engine(engine)
     return prepare(p, dict(os.environ), bud=memory.Budget(1 << 40, "test"))
 
@@ -73,6 +73,25 @@ def test_served_kv_cache_is_the_planned_one(gemma3, tmp_path, sets, want):
     for c, (mib, cells, layers, seqs, streams) in zip(caches, lines):
         assert (c.cells, c.layers, c.streams) == (int(cells), int(layers), int(streams)), (c, lines)
         assert abs(c.total / MIB - float(mib)) <= max(0.01 * float(mib), 0.006)
+
+
+BUFFER_LINE = re.compile(r"CPU +(compute|output) buffer size = +([\d.]+) MiB")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fields,fa", [
+    pytest.param("", "on", id="auto-4-unified-fa"),
+    pytest.param("", "off", id="auto-4-unified-nofa"),
+    pytest.param('parallel = 4\nkv_unified = "off"\n', "off", id="np4-split-nofa"),
+    pytest.param('parallel = 3\nkv_unified = "off"\n', "on", id="np3-split-fa"),
+])
+def test_served_compute_buffer_is_the_planned_one(smollm2, tmp_path, fields, fa):
+    """llama-server reserves logits for one token per slot (not the whole batch, as llama-cli does),
+    and split slots attend to their own stream's cells: the plan's compute figure is the server's
+    compute + output buffers (SmolLM2 at 8192; without flash attention 46 MiB split vs 166 MiB)."""
+    planned = _prepared(smollm2, tmp_path, fields, fa=fa).mem.compute / MIB
+    got = sum(float(mib) for _, mib in BUFFER_LINE.findall(_serve_log(_preset_file(smollm2, tmp_path, fields, fa))))
+    assert got and abs(planned - got) <= 0.01 * got, (planned, got)
 
 
 def _toml(v: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ggufrope.childproc import Runner
+from ggufrope import kv_model
 from ggufrope.kv_model import KvPlan, KvUnknown
 from ggufrope.settings import ModelInfo
 
@@ -40,22 +41,33 @@ class Shape:
     n_ff: int
 
 
-def compute_bytes(info: ModelInfo, shape: Shape, n_ctx: int, n_ubatch: int, flash_attn: bool) -> int:
+def compute_bytes(info: ModelInfo, shape: Shape, n_ctx: int, n_ubatch: int, flash_attn: bool,
+                  n_seq: int = 1, unified: bool = False, n_outputs: int | None = None) -> int:
     """The CPU compute buffer llama.cpp reserves (sched_reserve), as the larger of its two peaks
-    for a batch of u = n_ubatch tokens over n = padded n_ctx cells:
-      logits peak:    u x 4 x (n_vocab + 3 n_embd)            (f32 logits and the last hidden states)
-      attention peak: flash attention on:  n x u x 2 (f16 mask)
+    for a batch of u = n_ubatch tokens over n cells (padded n_ctx; with n_seq sequences in
+    separate streams, not unified, the cells of one stream: each token attends to its own) and
+    o outputs (llama-cli, llama-completion and llama-cpp-python reserve logits for every token of
+    the batch, o = u; llama-server only for one token per slot, o = n_seq: n_outputs_max,
+    tools/server/server-context.cpp l.995 and common/speculative.cpp l.2480):
+      logits peak:    o x 4 x n_vocab + u x 4 x 3 n_embd     (f32 logits and the last hidden states)
+      attention peak: flash attention on:  n x u x 2 (f16 mask) + u x 4 x (3 n_ff + 4 n_embd)
                       flash attention off: n x u x 4 x (n_head + 1) (f32 scores and mask)
-                      plus u x 4 x (2 n_ff + n_embd / 2) (feed-forward activations)
-    Fitted to llama.cpp 0c1e570's `sched_reserve: CPU compute buffer size` lines for SmolLM2 at
-    4K-32K (within 0.5%), and equal to llama-fit-params --fit-print's compute column there."""
-    n = pad_ctx(n_ctx)
-    u = max(1, min(n_ubatch, n))
+                                           + u x 4 x (2 n_ff + n_embd / 2)
+    plus the host output buffer, one row of logits per sequence. Fitted to llama.cpp 0c1e570's
+    `CPU compute buffer size` lines for SmolLM2 at 4K-32K (within 0.5%; llama-fit-params
+    --fit-print's compute column agrees, tests/test_presets_memory.py), and llama-server's with
+    -np 1/2/3/4, split and unified, flash attention on and off (within 1%)."""
+    total, n = kv_model.ctx_cells(n_ctx, n_seq, unified)
+    u = max(1, min(n_ubatch, total))
+    o = u if n_outputs is None else max(1, min(n_outputs, u))
     n_head = max(info.n_head) if info.n_head else 1
-    logits = u * 4 * (shape.n_vocab + 3 * info.n_embd)
-    ffn = u * 4 * (2 * max(shape.n_ff, info.n_embd) + info.n_embd // 2)
-    attn = (n * u * 2 if flash_attn else n * u * 4 * (n_head + 1)) + ffn
-    output = shape.n_vocab * 4   # the host output buffer (one row of logits per sequence)
+    n_ff = max(shape.n_ff, info.n_embd)
+    logits = o * 4 * shape.n_vocab + u * 4 * 3 * info.n_embd
+    if flash_attn:
+        attn = n * u * 2 + u * 4 * (3 * n_ff + 4 * info.n_embd)
+    else:
+        attn = n * u * 4 * (n_head + 1) + u * 4 * (2 * n_ff + info.n_embd // 2)
+    output = shape.n_vocab * 4 * max(1, n_seq)
     return max(logits, attn) + output
 
 
@@ -211,7 +223,7 @@ def budget(env: Mapping[str, str], runner: Runner | None = None,
 def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, type_v: str, *,
          flash_attn: bool, n_ubatch: int, bud: Budget, on_gpu: bool, gpu_fraction: float,
          headroom: int, remote: tuple[Device, ...] = (), n_seq: int = 1, unified: bool = False,
-         swa_full: bool = False) -> MemoryPlan:
+         swa_full: bool = False, n_outputs: int | None = None) -> MemoryPlan:
     """The plan at n_ctx. On a GPU the offloaded share of weights and the KV cache count against
     VRAM (the larger constraint); otherwise everything counts against RAM. With RPC workers
     (`remote`) the offloaded share is spread over them (and local GPUs, listed in `remote` by the
@@ -220,7 +232,7 @@ def plan(info: ModelInfo, shape: Shape, weights: int, n_ctx: int, type_k: str, t
     kw = dict(n_seq=n_seq, unified=unified, swa_full=swa_full, n_ubatch=n_ubatch, flash_attn=flash_attn)
     detail = info.kv_memory(cells, type_k, type_v, **kw)
     kv = info.kv_cache_bytes(cells, type_k, type_v, **kw)
-    comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn)
+    comp = compute_bytes(info, shape, n_ctx, n_ubatch, flash_attn, n_seq, unified, n_outputs)
     more = dict(kv_detail=detail, sequences=f"{n_seq} sequences{', unified' if unified else ''}" if n_seq > 1 else "")
     if remote:
         off = spread(remote, int((weights + kv) * gpu_fraction))

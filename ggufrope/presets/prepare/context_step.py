@@ -30,7 +30,8 @@ def memory_at(p: Preset, m: ModelFacts, inp: MemoryInputs) -> Callable[[int], me
         return memory.plan(m.info, shape, m.weights_bytes, n, p.cache_type_k, p.cache_type_v,
                            flash_attn=inp.flash_attn, n_ubatch=ub, bud=inp.bud, on_gpu=inp.on_gpu,
                            gpu_fraction=frac, headroom=p.headroom_mib * memory.MiB, remote=inp.remote,
-                           n_seq=n_seq, unified=unified, swa_full=p.swa_full)
+                           n_seq=n_seq, unified=unified, swa_full=p.swa_full,
+                           n_outputs=n_seq if p.engine == "server" else None)
     return mem_at
 
 
