@@ -423,18 +423,26 @@ def _glm4(c: Shape):
     return "glm4", keys, lt, False
 
 
+def _dense_then_experts_with_mtp(c: Shape):
+    """What glm4moe and bailingmoe2 share: a dense first layer, then sigmoid-routed experts
+    (exp_probs_b) with a shared one, rotating half of each head, and nextn_predict_layers MTP blocks
+    after the trunk (block_count counts them). (layers in all, keys, an expert layer's FFN tensors)"""
+    nextn = c.d.get("nextn", 1)
+    n_all = c.n_layer + nextn
+    keys = {**c.base, "block_count": (c.U32, n_all), "nextn_predict_layers": (c.U32, nextn),
+            "rope.dimension_count": (c.U32, c.head_dim // 2),
+            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    return n_all, keys, _moe(c.e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(c.e, 32)
+
+
 def _glm4moe(c: Shape):
     # src/models/glm4-moe.cpp load_arch_tensors: leading_dense_block_count dense layers, then routed
     # experts (sigmoid router with exp_probs_b) and a shared expert; post_attention_norm is the FFN's
     # input norm. nextn_predict_layers MTP blocks follow the trunk (block_count counts them): attention,
     # experts and nextn.* tensors, loaded (skipped) by llama.cpp and given no KV cells
-    U32, e, nextn = c.U32, c.e, c.d.get("nextn", 1)
-    n_all = c.n_layer + nextn
-    keys = {**c.base, "block_count": (U32, n_all), "nextn_predict_layers": (U32, nextn),
-            "rope.dimension_count": (U32, c.head_dim // 2),
-            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    e = c.e
+    n_all, keys, moe = _dense_then_experts_with_mtp(c)
     attn = _attn(e, c.hq, c.kv, c.kv) + _qkv_bias(c) + [("post_attention_norm.weight", (e,))]
-    moe = _moe(e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(e, 32)
     per_layer = [attn + (_ffn(e, c.f, norm=False) if il == 0 else moe) + (_nextn(e) if il >= c.n_layer else [])
                  for il in range(n_all)]
     return "glm4moe", keys, per_layer, False
@@ -574,14 +582,10 @@ def _bailingmoe2(c: Shape):
     # src/models/bailingmoe2.cpp load_arch_tensors: fused QKV, Q/K norms, a dense first layer, then experts
     # with a shared one; nextn_predict_layers MTP blocks (always skipped: TENSOR_SKIP) add nextn.* and
     # layer_output_norm; Ling 2.0 rotates half of each head
-    U32, e, nextn = c.U32, c.e, c.d.get("nextn", 1)
-    n_all = c.n_layer + nextn
-    keys = {**c.base, "block_count": (U32, n_all), "nextn_predict_layers": (U32, nextn),
-            "rope.dimension_count": (U32, c.head_dim // 2),
-            **_moe_keys(c, expert_shared_count=1, leading_dense_block_count=1, expert_gating_func=2)}
+    e = c.e
+    n_all, keys, moe = _dense_then_experts_with_mtp(c)
     attn = [("attn_norm.weight", (e,)), ("attn_qkv.weight", (c.hq + 2 * c.kv, e)),
             ("attn_output.weight", (e, c.hq))] + _qk_norm(c.head_dim) + [("ffn_norm.weight", (e,))]
-    moe = _moe(e, 4, 32) + [("exp_probs_b.bias", (4,))] + _shexp(e, 32)
     mtp = _nextn(e) + [("layer_output_norm.weight", (e,))]
     return "bailingmoe2", keys, [attn + (_ffn(e, c.f, norm=False) if il == 0 else moe)
                                  + (mtp if il >= c.n_layer else []) for il in range(n_all)], False
